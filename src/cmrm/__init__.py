@@ -1,0 +1,1 @@
+"""cmrm: Cross-Modality Representation Manipulation for vision-language models."""

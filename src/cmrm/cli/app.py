@@ -1,0 +1,57 @@
+"""The typer application, shared options and the error wrapper every command uses.
+
+Commands live in sibling modules (one per command group) and register themselves on ``app``;
+``cmrm.cli.__init__`` imports them. Results go to stdout, logs and progress bars to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from ..errors import CmrmError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="Cross-Modality Representation Manipulation: analyse and close the image-text "
+    "representation gap that degrades the safety alignment of vision-language models.",
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Print expected errors as ``Error: <message>`` on stderr and exit 1, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except CmrmError as err:
+            typer.echo(f"Error: {err}", err=True)
+            raise typer.Exit(code=1) from err
+
+    return wrapper
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="-v for INFO logs, -vv for DEBUG.")
+    ] = 0,
+) -> None:
+    """Configure logging once for every command."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        import transformers
+
+        transformers.logging.set_verbosity_error()

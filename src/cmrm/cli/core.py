@@ -1,0 +1,3 @@
+"""Core commands: inspect, calibrate, generate."""
+
+from __future__ import annotations

@@ -1,0 +1,136 @@
+"""The one record every data source produces, and the generic local JSONL format.
+
+An :class:`Item` is a prompt with an optional image. Benchmarks, anchor sets and the organism's
+suites all yield Items, so calibration, generation, evaluation and gap analysis take the same input.
+
+Generic JSONL format (one object per line)::
+
+    {"id": "q1", "prompt": "...", "image": "imgs/a.png"}          # image relative to the file
+    {"id": "q2", "prompt": "...", "image": null, "kind": "harmful", "category": "weapons"}
+
+Optional keys: ``kind`` ("harmful" | "benign"), ``category``, ``reference`` (a reference answer),
+``choices`` (list of strings), ``answer`` (index into choices or a string), ``caption``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from PIL import Image
+
+from .errors import DataError
+
+Kind = Literal["harmful", "benign"]
+ImageRef = Path | Image.Image | None
+"""A path to an image file, an image already in memory (the organism's), or no image."""
+
+_KINDS = ("harmful", "benign")
+_OPTIONAL = ("kind", "category", "reference", "choices", "answer", "caption")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One prompt, its optional image and whatever reference data its benchmark has."""
+
+    id: str
+    prompt: str
+    image: ImageRef = None
+    kind: Kind | None = None
+    category: str | None = None
+    reference: str | None = None
+    choices: tuple[str, ...] | None = None
+    answer: int | str | None = None
+    caption: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise DataError(f"item id must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.prompt, str):
+            raise DataError(f"item {self.id!r}: prompt must be a string, got {type(self.prompt)}")
+        if self.kind is not None and self.kind not in _KINDS:
+            raise DataError(f"item {self.id!r}: kind must be one of {_KINDS}, got {self.kind!r}")
+
+    @property
+    def has_image(self) -> bool:
+        return self.image is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict: image paths as strings, in-memory images as ``"<in-memory WxH>"``."""
+        image: str | None
+        if isinstance(self.image, Image.Image):
+            image = f"<in-memory {self.image.width}x{self.image.height}>"
+        else:
+            image = None if self.image is None else str(self.image)
+        out: dict[str, Any] = {"id": self.id, "prompt": self.prompt, "image": image}
+        for key in _OPTIONAL:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = list(value) if isinstance(value, tuple) else value
+        if self.meta:
+            out["meta"] = dict(self.meta)
+        return out
+
+
+def _item_from_record(record: Any, base: Path, where: str) -> Item:
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [k for k in ("id", "prompt") if k not in record]
+    if missing:
+        raise DataError(
+            f"{where}: missing key(s) {missing}; every line needs 'id', 'prompt' and 'image' "
+            "(a path relative to the file's folder, or null)"
+        )
+    image = record.get("image")
+    if image is not None and not isinstance(image, str):
+        raise DataError(f"{where}: 'image' must be a path string or null, got {image!r}")
+    choices = record.get("choices")
+    if choices is not None and not (
+        isinstance(choices, list) and all(isinstance(c, str) for c in choices)
+    ):
+        raise DataError(f"{where}: 'choices' must be a list of strings, got {choices!r}")
+    try:
+        return Item(
+            id=str(record["id"]),
+            prompt=record["prompt"],
+            image=(base / image) if image else None,
+            kind=record.get("kind"),
+            category=record.get("category"),
+            reference=record.get("reference"),
+            choices=tuple(choices) if choices is not None else None,
+            answer=record.get("answer"),
+            caption=record.get("caption"),
+        )
+    except DataError as err:
+        raise DataError(f"{where}: {err}") from err
+
+
+def read_jsonl(path: str | Path) -> Iterator[Item]:
+    """Read the generic JSONL format, resolving image paths against the file's folder.
+
+    Raises:
+        DataError: the file is missing, a line is not JSON, a required key is missing, or an id
+            repeats. The message names the line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist; pass a JSONL file of items")
+    seen: set[str] = set()
+    with path.open(encoding="utf-8-sig") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+            item = _item_from_record(record, path.parent, where)
+            if item.id in seen:
+                raise DataError(f"{where}: duplicate id {item.id!r}; ids must be unique")
+            seen.add(item.id)
+            yield item
