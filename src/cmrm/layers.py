@@ -1,0 +1,138 @@
+"""Locate the text decoder's layer list inside a (vision-)language model.
+
+Rules, in order (never a frequency guess: a vision tower deeper than the language model would win):
+
+1. unwrap PEFT (``get_base_model``) and ``torch.compile`` (``_orig_mod``) wrappers;
+2. an explicit ``path`` override (``model.get_submodule(path)``) must be an ``nn.ModuleList``;
+3. the structural rule: ``model.get_decoder()`` is the text decoder in every supported family; its
+   direct ``nn.ModuleList`` children of length ``config.get_text_config().num_hidden_layers`` are
+   the candidates, and exactly one must exist.
+
+Indices are zero-based into that list. They are never indices into ``output_hidden_states``,
+whose first entry is the embeddings and whose last entry is normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .errors import LayerResolutionError
+
+
+@dataclass(frozen=True)
+class DecoderLayers:
+    """The text decoder's layers: where they live, the modules, and the residual width."""
+
+    path: str
+    modules: nn.ModuleList
+    hidden_size: int
+
+    def __len__(self) -> int:
+        return len(self.modules)
+
+    def resolve(self, layers: str | int | list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
+        """Turn ``"all"``/``None``, an int, a list, or a spec like ``"4:12"``/``"1,3,5"`` into indices.
+
+        Negative indices count from the end. Raises LayerResolutionError when out of range.
+        """
+        n = len(self.modules)
+        if layers is None or layers == "all":
+            return tuple(range(n))
+        if isinstance(layers, str):
+            layers = parse_layer_spec(layers, n)
+        if isinstance(layers, int):
+            layers = [layers]
+        out: list[int] = []
+        for index in layers:
+            if not -n <= index < n:
+                raise LayerResolutionError(
+                    f"layer {index} is out of range: {self.path} has {n} layers "
+                    f"(valid: 0..{n - 1}, or negative from the end)"
+                )
+            out.append(index % n)
+        if len(set(out)) != len(out):
+            raise LayerResolutionError(f"layers {list(layers)} repeat an index")
+        return tuple(sorted(out))
+
+
+def parse_layer_spec(spec: str, num_layers: int) -> list[int]:
+    """Parse ``"all"``, ``"3"``, ``"1,3,5"`` or a slice ``"4:12"`` (end exclusive)."""
+    spec = spec.strip()
+    if spec in ("", "all"):
+        return list(range(num_layers))
+    try:
+        if ":" in spec:
+            start, _, stop = spec.partition(":")
+            return list(range(num_layers))[slice(int(start) if start else None,
+                                                 int(stop) if stop else None)]
+        return [int(part) for part in spec.split(",") if part.strip()]
+    except ValueError as err:
+        raise LayerResolutionError(
+            f"cannot parse layers {spec!r}; use 'all', an index '12', a list '10,12,14' "
+            "or a slice '8:16'"
+        ) from err
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Strip PEFT and torch.compile wrappers."""
+    for _ in range(4):
+        if hasattr(model, "get_base_model") and callable(model.get_base_model):
+            model = model.get_base_model()
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            break
+    return model
+
+
+def _text_config(model: nn.Module) -> Any:
+    config = getattr(model, "config", None)
+    if config is None:
+        raise LayerResolutionError(f"{type(model).__name__} has no .config; pass a transformers model")
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def locate_decoder_layers(model: nn.Module, path: str | None = None) -> DecoderLayers:
+    """Find the text decoder's layer list (see the module docstring for the rules).
+
+    Raises:
+        LayerResolutionError: the override is not a ModuleList, or no / several candidates.
+    """
+    model = unwrap(model)
+    text_config = _text_config(model)
+    hidden = int(text_config.hidden_size)
+    if path is not None:
+        try:
+            modules = model.get_submodule(path)
+        except AttributeError as err:
+            raise LayerResolutionError(
+                f"no submodule {path!r} in {type(model).__name__}; "
+                "run `cmrm inspect MODEL` to see the decoder path"
+            ) from err
+        if not isinstance(modules, nn.ModuleList):
+            raise LayerResolutionError(
+                f"{path!r} is a {type(modules).__name__}, expected an nn.ModuleList of decoder layers"
+            )
+        return DecoderLayers(path, modules, hidden)
+    expected = int(text_config.num_hidden_layers)
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    prefix = next((name for name, mod in model.named_modules() if mod is decoder), "")
+    candidates = [
+        (name, child)
+        for name, child in decoder.named_children()
+        if isinstance(child, nn.ModuleList) and len(child) == expected
+    ]
+    if len(candidates) != 1:
+        found = [name for name, child in decoder.named_children() if isinstance(child, nn.ModuleList)]
+        raise LayerResolutionError(
+            f"cannot locate the text decoder layers of {type(model).__name__}: expected exactly one "
+            f"nn.ModuleList of length {expected} under {prefix or 'the model'}, found "
+            f"{len(candidates)} (module lists there: {found or 'none'}). "
+            "Pass the path explicitly (--layers-path / layers_path=...)"
+        )
+    name, modules = candidates[0]
+    full = f"{prefix}.{name}" if prefix else name
+    return DecoderLayers(full, modules, hidden)

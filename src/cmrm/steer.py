@@ -1,0 +1,156 @@
+"""``steer()``: the one way cmrm changes a model.
+
+For every selected decoder layer ``l`` and every selected position, the layer's output becomes
+``h_l + alpha * v_l``, in the prefill and in every decoding step. Dataset-level shifts
+(:class:`ShiftVectors`) use one vector per layer for the whole batch; sample-level shifts
+(:class:`SampleShift`) one vector per layer per row. Rows without an image are never shifted.
+
+How positions stay right under the KV cache: a forward pre-hook on the top-level model sees every
+call's ``input_ids`` and where the call starts (``cache_position`` or the cache length). A call
+starting at 0 is a new prompt, and its :class:`~cmrm.positions.PromptLayout` is recorded; later
+calls are positions after it. The layer hooks ask the layout which positions of the call to shift.
+
+Everything is validated before a single hook is registered; the hooks are owned by one
+:class:`~cmrm.hooks.HookSet` and removed on exit, on exception, and if registration fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import CmrmError, IncompatibleShiftError
+from .hooks import HookSet, hidden_of, with_hidden
+from .models.vlm import VLM
+from .positions import Positions, PromptLayout, check_positions, expand_rows
+from .shift import SampleShift, ShiftVectors
+
+
+@dataclass
+class SteeringState:
+    """Mutable per-context state shared by the hooks (the handle yielded by :func:`steer`)."""
+
+    layout: PromptLayout | None = None
+    start: int = 0
+    calls: int = 0
+    cache: dict[tuple[int, str, torch.dtype], Tensor] = field(default_factory=dict)
+
+
+def _call_start(kwargs: dict[str, Any]) -> int:
+    cache_position = kwargs.get("cache_position")
+    if isinstance(cache_position, Tensor) and cache_position.numel():
+        return int(cache_position.reshape(-1)[0])
+    cache = kwargs.get("past_key_values")
+    if cache is not None and hasattr(cache, "get_seq_length"):
+        return int(cache.get_seq_length())
+    return 0
+
+
+def _validate(
+    vlm: VLM, shift: ShiftVectors | SampleShift, alpha: float, layers: Any, positions: str
+) -> tuple[Positions, tuple[int, ...]]:
+    if not isinstance(alpha, int | float) or not math.isfinite(alpha):
+        raise CmrmError(f"alpha must be a finite number, got {alpha!r}")
+    pos = check_positions(positions)
+    if not isinstance(shift, ShiftVectors | SampleShift):
+        raise CmrmError(
+            f"shift must be ShiftVectors (dataset-level) or SampleShift (sample-level), "
+            f"got {type(shift).__name__}"
+        )
+    if isinstance(shift, ShiftVectors):
+        shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+    elif shift.vectors.shape[-1] != vlm.hidden_size:
+        raise IncompatibleShiftError(
+            f"sample shift has width {shift.vectors.shape[-1]}, the model {vlm.hidden_size}"
+        )
+    chosen = shift.layers if layers in (None, "all") else vlm.layers.resolve(layers)
+    missing = [layer for layer in chosen if layer not in shift.layers]
+    if missing:
+        raise IncompatibleShiftError(
+            f"layers {missing} were requested but the shift only has {list(shift.layers)}"
+        )
+    return pos, tuple(chosen)
+
+
+@contextmanager
+def steer(
+    vlm: VLM,
+    shift: ShiftVectors | SampleShift,
+    *,
+    alpha: float = 1.0,
+    layers: str | int | Sequence[int] | None = "all",
+    positions: str = "all",
+) -> Iterator[SteeringState]:
+    """Apply CMRM inside a ``with`` block.
+
+    Args:
+        vlm: the model (from :func:`cmrm.load_vlm` or :func:`cmrm.from_model`).
+        shift: dataset-level :class:`ShiftVectors` or per-row :class:`SampleShift`.
+        alpha: scale; 0 is the identity, 1 the paper's full shift toward text-only.
+        layers: ``"all"`` (every layer the shift has), an index, a list, or ``"8:16"``.
+        positions: ``"all"``, ``"text"`` or ``"last"`` (see :mod:`cmrm.positions`).
+
+    Example:
+        >>> with steer(vlm, ShiftVectors.load("shift/"), alpha=1.0) as state:
+        ...     out = vlm.model.generate(**vlm.encode(["q"], [img]).inputs, max_new_tokens=32)
+
+    Raises:
+        CmrmError / IncompatibleShiftError: before any hook is registered.
+    """
+    pos, chosen = _validate(vlm, shift, float(alpha), layers, positions)
+    state = SteeringState()
+    image_ids = torch.tensor(sorted(vlm.image_token_ids))
+
+    def on_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if not isinstance(input_ids, Tensor):
+            raise CmrmError("steer needs input_ids in every forward call (inputs_embeds alone "
+                            "hides where the images are)")
+        start = _call_start(kwargs)
+        layout = state.layout
+        if start == 0 and not (layout is not None and layout.continues(input_ids)):
+            state.layout = PromptLayout.from_inputs(
+                input_ids, kwargs.get("attention_mask"), image_ids
+            )
+        elif layout is None:
+            raise CmrmError(
+                f"steer saw a call starting at position {start} without its prompt; "
+                "enter the steer block before the prefill"
+            )
+        state.start, state.calls = start, state.calls + 1
+
+    def vector(index: int, ref: Tensor) -> Tensor:
+        key = (index, str(ref.device), ref.dtype)
+        if key not in state.cache:
+            v = shift.vectors[shift.layers.index(index)]
+            state.cache[key] = (float(alpha) * v.to(torch.float32)).to(ref.device, ref.dtype)
+        return state.cache[key]
+
+    def make_hook(index: int) -> Any:
+        def shift_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+            hidden = hidden_of(output)
+            if state.layout is None:
+                raise CmrmError("a steered decoder layer ran outside a call of the whole model; "
+                                "call vlm.model (or generate) so steer can see the prompt")
+            batch, length = int(hidden.shape[0]), int(hidden.shape[1])
+            mask = state.layout.mask(pos, state.start, length, batch).to(hidden.device)
+            delta = vector(index, hidden)
+            if delta.ndim == 1:
+                delta = delta.expand(batch, -1)
+            else:
+                delta = expand_rows(delta, batch, "sample shift")
+            return with_hidden(output, hidden + mask[..., None].to(hidden.dtype) * delta[:, None])
+
+        return shift_hook
+
+    with HookSet() as hooks:
+        hooks.forward_pre(vlm.model, on_call)
+        for index in chosen:
+            hooks.forward(vlm.layers.modules[index], make_hook(index))
+        yield state
