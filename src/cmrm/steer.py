@@ -42,13 +42,20 @@ class SteeringState:
     cache: dict[tuple[int, str, torch.dtype], Tensor] = field(default_factory=dict)
 
 
-def _call_start(kwargs: dict[str, Any]) -> int:
+def _call_start(kwargs: dict[str, Any], input_ids: Tensor) -> int:
+    """Absolute position of the call's first token: from ``cache_position``, the KV cache's
+    length (``cache`` in transformers 5, ``past_key_values`` in 4.x), or the attention mask's
+    extra length; 0 for a call without a cache."""
     cache_position = kwargs.get("cache_position")
     if isinstance(cache_position, Tensor) and cache_position.numel():
         return int(cache_position.reshape(-1)[0])
-    cache = kwargs.get("past_key_values")
-    if cache is not None and hasattr(cache, "get_seq_length"):
-        return int(cache.get_seq_length())
+    for name in ("cache", "past_key_values", "past_key_value"):
+        cache = kwargs.get(name)
+        if cache is not None and hasattr(cache, "get_seq_length"):
+            return int(cache.get_seq_length())
+    mask = kwargs.get("attention_mask")
+    if isinstance(mask, Tensor) and mask.ndim == 2 and mask.shape[1] > input_ids.shape[1]:
+        return int(mask.shape[1] - input_ids.shape[1])
     return 0
 
 
@@ -112,7 +119,7 @@ def steer(
         if not isinstance(input_ids, Tensor):
             raise CmrmError("steer needs input_ids in every forward call (inputs_embeds alone "
                             "hides where the images are)")
-        start = _call_start(kwargs)
+        start = _call_start(kwargs, input_ids)
         layout = state.layout
         if start == 0 and not (layout is not None and layout.continues(input_ids)):
             state.layout = PromptLayout.from_inputs(
