@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..errors import CmrmError
+from cmrm.errors import CmrmError
 
 Message = dict[str, str]
 """``{"role": "system" | "user" | "assistant", "content": text}``."""

@@ -9,7 +9,8 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from cmrm.errors import ConfigError
+
 from .backends import Conversation, JudgeBackendError
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ class HFBackend:
     ) -> None:
         if batch_size < 1 or max_new_tokens < 1:
             raise ConfigError(
-                f"batch_size and max_new_tokens must be >= 1, got {batch_size} and "
-                f"{max_new_tokens}"
+                f"batch_size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}"
             )
         if content_format not in _FORMATS:
             raise ConfigError(f"content_format must be one of {_FORMATS}, got {content_format!r}")
@@ -97,7 +97,7 @@ class HFBackend:
         resolved = _resolve_dtype(dtype)
         try:
             tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 model_id, dtype=resolved, trust_remote_code=False
             )
         except (OSError, ValueError) as err:
@@ -143,9 +143,7 @@ class HFBackend:
     def complete(self, conversations: Sequence[Conversation]) -> list[str]:
         prompts = [self.render(c) for c in conversations]
         replies: list[str] = []
-        with tqdm(
-            total=len(prompts), desc=self.description, disable=not self.show_progress
-        ) as bar:
+        with tqdm(total=len(prompts), desc=self.description, disable=not self.show_progress) as bar:
             for start in range(0, len(prompts), self.batch_size):
                 batch = prompts[start : start + self.batch_size]
                 replies.extend(self._generate(batch))

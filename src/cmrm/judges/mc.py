@@ -2,8 +2,9 @@
 
 Options are lettered A, B, C ... in the order of ``Item.choices``. The extractor tries, in order:
 
-1. an explicit statement: "The answer is B", "Answer: (B)", "answer is b." (any case);
-2. a leading letter: "B", "(B)", "B.", "B) ...", "B: ..." (upper case, so "A cat ..." is not A);
+1. an explicit statement: "The answer is B", "Answer: (B)", "the answer is b." (a lower-case
+   letter only in parentheses or before punctuation, so "the answer is a cat" is not A);
+2. a leading letter: "B", "(B)", "B.", "B) ...", "B: ..." (upper case, and "A cat ..." is not A);
 3. exactly one parenthesised letter anywhere: "I pick (C) because ...";
 4. the text of exactly one choice (case-insensitive, whole words; a choice contained in a longer
    matching choice does not count separately).
@@ -17,8 +18,9 @@ import re
 import string
 from collections.abc import Sequence
 
-from ..errors import DataError
-from ..items import Item
+from cmrm.errors import DataError
+from cmrm.items import Item
+
 from .degenerate import is_degenerate
 from .judgment import Judgment, check_batch
 

@@ -10,7 +10,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from cmrm.errors import ConfigError
+
 from .backends import Conversation, JudgeBackendError
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,7 @@ class OpenAIBackend:
             return JudgeBackendError(f"{where} rejected the credentials ({err}); {fix}")
         if isinstance(err, openai.NotFoundError):
             return JudgeBackendError(
-                f"{where} answered 404 ({err}); check the model name and that base_url ends "
-                "in /v1"
+                f"{where} answered 404 ({err}); check the model name and that base_url ends in /v1"
             )
         if isinstance(err, openai.APIConnectionError):
             return JudgeBackendError(

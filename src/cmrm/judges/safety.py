@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..items import Item
+from cmrm.items import Item
+
 from .backends import ChatBackend, Message, user, with_system
 from .degenerate import is_degenerate
 from .judgment import Judgment, check_batch
