@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import DataError
-from ..items import Item
+from cmrm.errors import DataError
+from cmrm.items import Item
+
 from .fetch import Remote, announce, ensure_local
 from .splits import DEFAULT_ANCHOR_FRACTION, check_split, split_items
 

@@ -16,10 +16,11 @@ import tempfile
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
+from cmrm.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,8 @@ def _fetch(remote_file: RemoteFile, dest: Path, name: str, layout: str) -> None:
     attempts: list[tuple[str, Callable[[], None]]] = []
     if remote_file.hf is not None:
         repo_id, filename = remote_file.hf
-        attempts.append((remote_file.sources()[0], lambda: _download_hf(repo_id, filename, dest)))
-    attempts += [(url, lambda url=url: _download_url(url, dest)) for url in remote_file.urls]
+        attempts.append((remote_file.sources()[0], partial(_download_hf, repo_id, filename, dest)))
+    attempts += [(url, partial(_download_url, url, dest)) for url in remote_file.urls]
     failures: list[str] = []
     for source, attempt in attempts:
         try:

