@@ -13,6 +13,7 @@ so the two prompts differ only by the image placeholder, as CMRM's prompt varian
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -131,7 +132,7 @@ def build_config(arch: Architecture | None = None) -> LlavaConfig:
     return LlavaConfig(
         vision_config=vision,
         text_config=text,
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),  # type: ignore[call-arg]
         image_seq_length=arch.image_tokens,
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
@@ -158,3 +159,12 @@ def build_model(arch: Architecture | None = None) -> LlavaForConditionalGenerati
     model = LlavaForConditionalGeneration(config)
     model.generation_config = generation_config(config)
     return model
+
+
+def chat_prompt(processor: LlavaProcessor, text: str, *, image: bool) -> str:
+    """The organism's prompt for ``text``, with or without the image placeholder."""
+    content: list[dict[str, str]] = [{"type": "text", "text": text}]
+    if image:
+        content.insert(0, {"type": "image"})
+    messages: Any = [{"role": "user", "content": content}]
+    return str(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))

@@ -92,7 +92,15 @@ SHAPE_QUESTIONS: tuple[str, ...] = (
 REFUSAL = "sorry , i can not help with that ."
 SCENE = "the picture shows a {colour} {shape} on a {background} background ."
 
-SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<unk>", "<s>", "</s>", "<image>", "<user>", "<assistant>")
+SPECIAL_TOKENS: tuple[str, ...] = (
+    "<pad>",
+    "<unk>",
+    "<s>",
+    "</s>",
+    "<image>",
+    "<user>",
+    "<assistant>",
+)
 
 
 def helpful_answer(verb: str, obj: str) -> str:
