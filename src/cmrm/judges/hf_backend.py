@@ -127,7 +127,13 @@ class HFBackend:
             return self._render_as(conversation, self.content_format == "parts")
         texts = [m["content"].strip() for m in conversation]
         for parts in (False, True):
-            rendered = self._render_as(conversation, parts)
+            try:
+                rendered = self._render_as(conversation, parts)
+            except Exception as err:  # a template may reject one content format outright
+                if parts:
+                    raise
+                log.debug("%s: string content rejected by template: %s", self.description, err)
+                continue
             if all(t in rendered for t in texts):
                 if parts:
                     log.info("%s: chat template takes list-of-parts content", self.description)
