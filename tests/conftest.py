@@ -8,15 +8,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import pytest
+import torch
+from PIL import Image
 
-from cmrm.models import VLM, from_model  # noqa: E402
+from cmrm.models import VLM, from_model
 
-from .tiny_models import llava_processor, tiny_llava  # noqa: E402
+from .tiny_models import llava_processor, tiny_llava
 
 
 @pytest.fixture(autouse=True)

@@ -11,22 +11,28 @@ from PIL import Image
 from torch import Tensor
 
 from cmrm.errors import CmrmError, IncompatibleShiftError, LayerResolutionError
+from cmrm.estimate import sample_shifts
 from cmrm.hooks import HookSet, hidden_of, hook_snapshot
 from cmrm.images import NullImage
 from cmrm.models import VLM, from_model
 from cmrm.shift import SampleShift, ShiftMeta, ShiftVectors
-from cmrm.estimate import sample_shifts
 from cmrm.steer import steer
 
 from .tiny_models import llava_processor, tiny_llava
 
 
-def random_shift(vlm: VLM, layers: tuple[int, ...] | None = None, scale: float = 1.0) -> ShiftVectors:
+def random_shift(
+    vlm: VLM, layers: tuple[int, ...] | None = None, scale: float = 1.0
+) -> ShiftVectors:
     layers = layers if layers is not None else tuple(range(vlm.num_layers))
     gen = torch.Generator().manual_seed(1)
     vectors = scale * torch.randn(len(layers), vlm.hidden_size, generator=gen)
-    meta = ShiftMeta(source_model="test", model_type=vlm.model_type,
-                     hidden_size=vlm.hidden_size, num_layers=vlm.num_layers)
+    meta = ShiftMeta(
+        source_model="test",
+        model_type=vlm.model_type,
+        hidden_size=vlm.hidden_size,
+        num_layers=vlm.num_layers,
+    )
     return ShiftVectors(layers=layers, vectors=vectors, meta=meta)
 
 

@@ -77,8 +77,14 @@ def llava_processor() -> LlavaProcessor:
     )
 
 
-def tiny_llava(*, seed: int = 0, text_layers: int = 3, vision_layers: int = 1,
-               dtype: torch.dtype = torch.float32, **text: Any) -> PreTrainedModel:
+def tiny_llava(
+    *,
+    seed: int = 0,
+    text_layers: int = 3,
+    vision_layers: int = 1,
+    dtype: torch.dtype = torch.float32,
+    **text: Any,
+) -> PreTrainedModel:
     vocab = len(SPECIALS) + len(WORDS)
     cfg = AutoConfig.for_model(
         "llava",

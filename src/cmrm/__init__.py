@@ -40,7 +40,7 @@ _EXPORTS = {
     "generate_batch": "generate",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604
 
 
 def __getattr__(name: str) -> Any:

@@ -63,9 +63,11 @@ class Steering:
         if self.method == "sample":
             out.update(null=self.null.spec, contrast=self.contrast)
         if self.shift is not None and self.method == "dataset":
-            out["shift"] = {"source_model": self.shift.meta.source_model,
-                            "estimator": self.shift.meta.estimator,
-                            "anchor_hash": self.shift.meta.anchor_hash}
+            out["shift"] = {
+                "source_model": self.shift.meta.source_model,
+                "estimator": self.shift.meta.estimator,
+                "anchor_hash": self.shift.meta.anchor_hash,
+            }
         return out
 
 
@@ -88,8 +90,12 @@ class GenerationOptions:
     def generate_kwargs(self) -> dict[str, Any]:
         if not self.do_sample:
             return {"max_new_tokens": self.max_new_tokens, "do_sample": False}
-        return {"max_new_tokens": self.max_new_tokens, "do_sample": True,
-                "temperature": self.temperature, "top_p": self.top_p}
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": True,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+        }
 
 
 def _intervention(
@@ -97,11 +103,22 @@ def _intervention(
 ) -> contextlib.AbstractContextManager[Any]:
     if steering.method == "dataset":
         assert steering.shift is not None
-        return steer(vlm, steering.shift, alpha=steering.alpha, layers=steering.layers or "all",
-                     positions=steering.positions)
+        return steer(
+            vlm,
+            steering.shift,
+            alpha=steering.alpha,
+            layers=steering.layers or "all",
+            positions=steering.positions,
+        )
     if steering.method == "sample":
-        shift = sample_shifts(vlm, prompts, images, null=steering.null,
-                              contrast=steering.contrast, layers=steering.layers)
+        shift = sample_shifts(
+            vlm,
+            prompts,
+            images,
+            null=steering.null,
+            contrast=steering.contrast,
+            layers=steering.layers,
+        )
         return steer(vlm, shift, alpha=steering.alpha, positions=steering.positions)
     return contextlib.nullcontext()
 
@@ -171,3 +188,17 @@ def generate_items(
                 answers[i] = text
             bar.update(len(rows))
     return answers
+
+
+def stream_answer(
+    vlm: VLM,
+    prompt: str,
+    image: Image.Image | None,
+    steering: Steering | None = None,
+    options: GenerationOptions | None = None,
+) -> str:
+    """Generate one answer, printing tokens to stdout as they come; returns the whole answer."""
+    from transformers import TextStreamer
+
+    streamer = TextStreamer(vlm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    return generate_batch(vlm, [prompt], [image], steering, options, streamer=streamer)[0]

@@ -128,7 +128,9 @@ def read_jsonl(path: str | Path) -> Iterator[Item]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
+                raise DataError(
+                    f"{where}: not valid JSON ({err.msg} at column {err.colno})"
+                ) from err
             item = _item_from_record(record, path.parent, where)
             if item.id in seen:
                 raise DataError(f"{where}: duplicate id {item.id!r}; ids must be unique")

@@ -14,6 +14,7 @@ whose first entry is the embeddings and whose last entry is normalised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ class DecoderLayers:
     def __len__(self) -> int:
         return len(self.modules)
 
-    def resolve(self, layers: str | int | list[int] | tuple[int, ...] | None) -> tuple[int, ...]:
+    def resolve(self, layers: str | int | Sequence[int] | None) -> tuple[int, ...]:
         """Turn ``"all"``/``None``, an int, a list, or a spec like ``"4:12"``/``"1,3,5"`` into indices.
 
         Negative indices count from the end. Raises LayerResolutionError when out of range.
@@ -45,6 +46,7 @@ class DecoderLayers:
             layers = parse_layer_spec(layers, n)
         if isinstance(layers, int):
             layers = [layers]
+        assert not isinstance(layers, str)
         out: list[int] = []
         for index in layers:
             if not -n <= index < n:
@@ -66,8 +68,9 @@ def parse_layer_spec(spec: str, num_layers: int) -> list[int]:
     try:
         if ":" in spec:
             start, _, stop = spec.partition(":")
-            return list(range(num_layers))[slice(int(start) if start else None,
-                                                 int(stop) if stop else None)]
+            return list(range(num_layers))[
+                slice(int(start) if start else None, int(stop) if stop else None)
+            ]
         return [int(part) for part in spec.split(",") if part.strip()]
     except ValueError as err:
         raise LayerResolutionError(
@@ -76,7 +79,7 @@ def parse_layer_spec(spec: str, num_layers: int) -> list[int]:
         ) from err
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: Any) -> Any:
     """Strip PEFT and torch.compile wrappers."""
     for _ in range(4):
         if hasattr(model, "get_base_model") and callable(model.get_base_model):
@@ -91,11 +94,13 @@ def unwrap(model: nn.Module) -> nn.Module:
 def _text_config(model: nn.Module) -> Any:
     config = getattr(model, "config", None)
     if config is None:
-        raise LayerResolutionError(f"{type(model).__name__} has no .config; pass a transformers model")
+        raise LayerResolutionError(
+            f"{type(model).__name__} has no .config; pass a transformers model"
+        )
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
-def locate_decoder_layers(model: nn.Module, path: str | None = None) -> DecoderLayers:
+def locate_decoder_layers(model: Any, path: str | None = None) -> DecoderLayers:
     """Find the text decoder's layer list (see the module docstring for the rules).
 
     Raises:
@@ -126,7 +131,9 @@ def locate_decoder_layers(model: nn.Module, path: str | None = None) -> DecoderL
         if isinstance(child, nn.ModuleList) and len(child) == expected
     ]
     if len(candidates) != 1:
-        found = [name for name, child in decoder.named_children() if isinstance(child, nn.ModuleList)]
+        found = [
+            name for name, child in decoder.named_children() if isinstance(child, nn.ModuleList)
+        ]
         raise LayerResolutionError(
             f"cannot locate the text decoder layers of {type(model).__name__}: expected exactly one "
             f"nn.ModuleList of length {expected} under {prefix or 'the model'}, found "

@@ -133,7 +133,11 @@ class ShiftVectors:
             f"layers.{layer}": v.detach().to(torch.float32).cpu().contiguous()
             for layer, v in zip(self.layers, self.vectors, strict=True)
         }
-        header = {"format_version": FORMAT_VERSION, "layers": list(self.layers), **asdict(self.meta)}
+        header = {
+            "format_version": FORMAT_VERSION,
+            "layers": list(self.layers),
+            **asdict(self.meta),
+        }
         header["versions"] = dict(self.meta.versions)
         header["extra"] = dict(self.meta.extra)
         _atomic_write(directory / "shift.safetensors", lambda p: save_file(tensors, str(p)))

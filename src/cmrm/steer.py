@@ -117,8 +117,10 @@ def steer(
     def on_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if not isinstance(input_ids, Tensor):
-            raise CmrmError("steer needs input_ids in every forward call (inputs_embeds alone "
-                            "hides where the images are)")
+            raise CmrmError(
+                "steer needs input_ids in every forward call (inputs_embeds alone "
+                "hides where the images are)"
+            )
         start = _call_start(kwargs, input_ids)
         layout = state.layout
         if start == 0 and not (layout is not None and layout.continues(input_ids)):
@@ -143,8 +145,10 @@ def steer(
         def shift_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
             hidden = hidden_of(output)
             if state.layout is None:
-                raise CmrmError("a steered decoder layer ran outside a call of the whole model; "
-                                "call vlm.model (or generate) so steer can see the prompt")
+                raise CmrmError(
+                    "a steered decoder layer ran outside a call of the whole model; "
+                    "call vlm.model (or generate) so steer can see the prompt"
+                )
             batch, length = int(hidden.shape[0]), int(hidden.shape[1])
             mask = state.layout.mask(pos, state.start, length, batch).to(hidden.device)
             delta = vector(index, hidden)

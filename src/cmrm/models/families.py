@@ -28,6 +28,9 @@ class FamilySpec:
     """Prompts go through the processor's chat template (PaliGemma is prompted raw)."""
     extra_image_tokens: tuple[str, ...] = ()
     """Special tokens that belong to an image block besides the image token itself."""
+    text_rows_by_tokenizer: bool = False
+    """The processor refuses calls without images (PaliGemma): text-only batches are tokenised
+    directly in the processor's prefix layout, ``bos + prompt + "\\n"``, with token type ids."""
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
@@ -73,9 +76,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "google/paligemma-3b-mix-224",
         mixed_batches=False,
         chat_template=False,
+        text_rows_by_tokenizer=True,
     ),
-    FamilySpec("internvl", ("internvl",), "OpenGVLab/InternVL3-1B-hf",
-               extra_image_tokens=("<img>", "</img>")),
+    FamilySpec(
+        "internvl",
+        ("internvl",),
+        "OpenGVLab/InternVL3-1B-hf",
+        extra_image_tokens=("<img>", "</img>"),
+    ),
     FamilySpec(
         "mistral3",
         ("mistral3",),

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..errors import CmrmError, UnsupportedModelError
 from ..layers import locate_decoder_layers, unwrap
@@ -37,7 +36,7 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return _DTYPES[dtype]
 
 
-def image_token_ids(model: nn.Module, processor: Any, spec: FamilySpec) -> frozenset[int]:
+def image_token_ids(model: Any, processor: Any, spec: FamilySpec) -> frozenset[int]:
     """Token ids that mark image positions: the config's image token plus family extras."""
     config = model.config
     ids: set[int] = set()
@@ -60,7 +59,7 @@ def image_token_ids(model: nn.Module, processor: Any, spec: FamilySpec) -> froze
 
 
 def from_model(
-    model: nn.Module,
+    model: Any,
     processor: Any,
     *,
     model_id: str | None = None,
@@ -116,8 +115,10 @@ def load_vlm(
     if model == "organism":
         from ..organism import load_organism
 
-        net, processor = load_organism(device=device, dtype=torch_dtype)
-        return from_model(net, processor, model_id="organism", layers_path=layers_path)
+        organism, organism_processor = load_organism(device=device, dtype=torch_dtype)
+        return from_model(
+            organism, organism_processor, model_id="organism", layers_path=layers_path
+        )
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     where = "local directory" if Path(model).is_dir() else "hub id"
@@ -135,7 +136,7 @@ def load_vlm(
         kwargs["dtype"] = torch_dtype
     if device == "auto":
         kwargs["device_map"] = "auto"
-    net = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
     if device not in (None, "auto"):
         net = net.to(device)
     processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import CmrmError
 from ..layers import DecoderLayers
@@ -50,7 +50,7 @@ class Batch:
 class VLM:
     """A loaded vision-language model ready for capture, steering and generation."""
 
-    model: nn.Module
+    model: Any
     processor: Any
     spec: FamilySpec
     layers: DecoderLayers
@@ -132,13 +132,27 @@ class VLM:
                 if self.spec.nested_images
                 else present
             )
-        encoded = self.processor(**kwargs)
+        if not present and self.spec.text_rows_by_tokenizer:
+            encoded = self._tokenize_text_rows(texts)
+        else:
+            encoded = self.processor(**kwargs)
         inputs = {k: v.to(self.device) for k, v in encoded.items() if isinstance(v, Tensor)}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         image_mask = self.image_positions(inputs["input_ids"])
         has_image = torch.tensor([img is not None for img in images], device=self.device)
         return Batch(inputs=inputs, image_mask=image_mask, has_image=has_image)
+
+    def _tokenize_text_rows(self, texts: Sequence[str]) -> Any:
+        """Text-only rows of a family whose processor needs images (PaliGemma): the layout the
+        processor gives an image row, ``<image>... bos prompt \\n``, without the image tokens."""
+        tok = self.tokenizer
+        return tok(
+            [f"{tok.bos_token}{text}\n" for text in texts],
+            padding=True,
+            return_tensors="pt",
+            return_token_type_ids=True,
+        )
 
     def image_positions(self, input_ids: Tensor) -> Tensor:
         """``[B, T]`` bool mask of image-token positions."""
