@@ -133,7 +133,7 @@ class ForcedTokens:
         if args[0].shape[1] > 1:  # a prefill: a new generate call starts the plan again
             self.calls = 0
 
-    def __enter__(self) -> ForcedTokens:  # noqa: PYI034
+    def __enter__(self) -> ForcedTokens:
         self.handles = [
             self.model.model.embed_tokens.register_forward_pre_hook(self._restart),
             self.model.lm_head.register_forward_hook(self._hook),
