@@ -1,0 +1,223 @@
+"""The configuration of an evaluation run: which cells to fill, how to judge them, and presets.
+
+A run is a grid of **cells**: one per (benchmark, method, alpha). Methods ``none`` and
+``text-only`` take no alpha, so they get one cell per benchmark. The configuration is written to
+``RUN_DIR/config.json`` on the first run; a resumed run must match it, except for the
+:data:`RUNTIME_KEYS`, which change how the work is done but not its result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ..errors import ConfigError
+from ..generate import METHODS
+from ..images import NullImage
+from ..positions import check_positions
+
+NO_ALPHA_METHODS = ("none", "text-only")
+"""Methods whose output does not depend on alpha (one cell per benchmark)."""
+
+RUNTIME_KEYS = ("batch_size", "device", "bootstrap", "confidence")
+"""Keys that may differ on resume: they do not change any row (the summary is recomputed)."""
+
+PAPER_ALPHAS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+PAPER_JUDGE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+"""Default judge model of the paper preset (an open stand-in; override with ``--judge-option``)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (benchmark, method, alpha) cell of the grid; ``alpha`` is None for alpha-free methods."""
+
+    benchmark: str
+    method: str
+    alpha: float | None
+
+    @property
+    def key(self) -> str:
+        """The cell's stable string key, used in every row: ``bench::method`` or ``...@alpha``."""
+        base = f"{self.benchmark}::{self.method}"
+        return base if self.alpha is None else f"{base}@{float(self.alpha)!r}"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything that determines the rows of a run (see ``docs/evaluation.md``)."""
+
+    model: str = "organism"
+    """Hub id, local directory, or ``organism``."""
+    benchmarks: tuple[str, ...] = ()
+    """Benchmark specs: a name, ``name:split``, or a generic ``.jsonl`` path."""
+    methods: tuple[str, ...] = ("none", "dataset", "sample")
+    alphas: tuple[float, ...] = (1.0,)
+    positions: str = "all"
+    layers: str | None = None
+    """Decoder layers to steer (``all``, ``4:12``, ``1,3``); None means all."""
+    shift: str | None = None
+    """Directory of a calibrated dataset-level shift (for method ``dataset``)."""
+    anchors: str | None = None
+    """Anchor benchmark spec to calibrate the dataset-level shift from (e.g. ``vlsafe:anchor``)."""
+    estimator: str = "mean"
+    contrast: str = "null"
+    null: str = "blank"
+    """Null image spec: used by calibration, sample-level shifts and ``pair=null`` items."""
+    judge: str | None = None
+    """Judge for every benchmark without an override; None picks a default per benchmark."""
+    judges: Mapping[str, str] = field(default_factory=dict)
+    """Per-benchmark judge overrides (benchmark spec -> judge name)."""
+    judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Options per judge name (judge name -> keyword arguments of ``get_judge``)."""
+    root: str | None = None
+    """Data root for every registered benchmark without a per-benchmark root."""
+    roots: Mapping[str, str] = field(default_factory=dict)
+    bench_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Loader options per benchmark spec (e.g. ``{"forbidden-questions": {"pair": "null"}}``)."""
+    limit: int | None = None
+    max_new_tokens: int = 128
+    seed: int = 0
+    """Seed of anchor/eval splits and of the bootstrap."""
+    dtype: str | None = None
+    batch_size: int = 8
+    device: str | None = None
+    bootstrap: int = 1000
+    """Bootstrap resamples for the 95 % intervals."""
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not self.benchmarks:
+            raise ConfigError("no benchmark given; pass at least one --bench NAME|FILE.jsonl")
+        if len(set(self.benchmarks)) != len(self.benchmarks):
+            raise ConfigError(f"benchmarks repeat: {list(self.benchmarks)}; list each once")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ConfigError(f"unknown method(s) {bad or '(none)'}; expected some of {METHODS}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ConfigError(f"methods repeat: {list(self.methods)}")
+        steered = any(m not in NO_ALPHA_METHODS for m in self.methods)
+        if steered and not self.alphas:
+            raise ConfigError("no alpha given; pass --alpha 0.5,1.0 for dataset/sample methods")
+        for a in self.alphas:
+            if not isinstance(a, int | float) or not math.isfinite(a):
+                raise ConfigError(f"alpha must be a finite number, got {a!r}")
+        if len(set(self.alphas)) != len(self.alphas):
+            raise ConfigError(f"alphas repeat: {list(self.alphas)}")
+        check_positions(self.positions)
+        NullImage.parse(self.null)
+        if "dataset" in self.methods and (self.shift is None) == (self.anchors is None):
+            raise ConfigError(
+                "method 'dataset' needs exactly one of --shift DIR (a calibrated shift) or "
+                f"--anchors BENCH:anchor (calibrate here); got shift={self.shift!r}, "
+                f"anchors={self.anchors!r}"
+            )
+        unknown = sorted(set(self.judges) - set(self.benchmarks))
+        if unknown:
+            raise ConfigError(
+                f"judge override(s) for {unknown}, which are not benchmarks of this run "
+                f"({list(self.benchmarks)}); use BENCH=JUDGE with a --bench spec"
+            )
+        for name, value in (
+            ("limit", self.limit),
+            ("batch_size", self.batch_size),
+            ("max_new_tokens", self.max_new_tokens),
+            ("bootstrap", self.bootstrap),
+        ):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell, benchmark-major, in method then alpha order."""
+        out: list[Cell] = []
+        for bench in self.benchmarks:
+            for method in self.methods:
+                if method in NO_ALPHA_METHODS:
+                    out.append(Cell(bench, method, None))
+                else:
+                    out.extend(Cell(bench, method, float(a)) for a in self.alphas)
+        return tuple(out)
+
+    def judge_for(self, benchmark: str) -> str:
+        """The judge name of a benchmark: override, else global ``judge``, else the default."""
+        return self.judges.get(benchmark) or self.judge or default_judge(benchmark)
+
+    def root_for(self, benchmark: str) -> str | None:
+        return self.roots.get(benchmark, self.root)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field (tuples as lists, mappings as dicts)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EvalConfig:
+        """Inverse of :meth:`to_json`; unknown keys are a ConfigError listing the valid ones."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown}; valid keys: {', '.join(valid)}")
+        values = dict(data)
+        for key in ("benchmarks", "methods", "alphas"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    def differences(self, other: EvalConfig) -> list[str]:
+        """Keys (outside :data:`RUNTIME_KEYS`) whose values differ between two configs."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [k for k in mine if k not in RUNTIME_KEYS and mine[k] != theirs[k]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def base_name(spec: str) -> str:
+    """A spec without its ``:anchor``/``:eval`` split suffix."""
+    head, sep, tail = spec.rpartition(":")
+    return head if sep and tail in ("anchor", "eval") and not spec.startswith("organism:") else spec
+
+
+def default_judge(benchmark: str) -> str:
+    """``organism`` for organism suites, ``mc`` for ScienceQA, ``reference`` for open-ended
+    utility benchmarks (LLaVA-Bench, MM-Vet), ``refusal`` for everything else."""
+    name = base_name(benchmark)
+    if name.startswith("organism:"):
+        return "organism"
+    if name.startswith("scienceqa"):
+        return "mc"
+    if name.startswith(("llava-bench", "mm-vet")):
+        return "reference"
+    return "refusal"
+
+
+def paper_preset(
+    model: str, *, judge_model: str = PAPER_JUDGE_MODEL, **overrides: Any
+) -> EvalConfig:
+    """The paper's protocol (Liu et al. 2024, Sec. 5): VLSafe with its 20/80 anchor/eval split,
+    JailbreakLLMs forbidden questions paired with a null image, LLaVA-Bench-COCO and ScienceQA-IMG;
+    methods none, dataset and sample; alpha 0.1 to 1.5; an LLM safety judge.
+
+    ``overrides`` replace any field of the built config (``limit=``, ``batch_size=`` ...).
+    """
+    config = EvalConfig(
+        model=model,
+        benchmarks=("vlsafe:eval", "forbidden-questions", "llava-bench-coco", "scienceqa"),
+        methods=("none", "dataset", "sample"),
+        alphas=PAPER_ALPHAS,
+        anchors="vlsafe:anchor",
+        null="blank",
+        judge="llm",
+        judges={"scienceqa": "mc", "llava-bench-coco": "reference"},
+        judge_options={"llm": {"model": judge_model}, "reference": {"model": judge_model}},
+        bench_options={"forbidden-questions": {"pair": "null"}, "scienceqa": {"subset": "img"}},
+    )
+    return replace(config, **overrides) if overrides else config

@@ -1,0 +1,326 @@
+"""Run an evaluation grid: generate every cell, judge every generation, summarise; resumable.
+
+Order of work: (1) check or write ``config.json``; (2) load every benchmark (and the anchors);
+(3) calibrate or load the dataset-level shift; (4) generate, cell by cell, in batches, each
+batch's rows appended only after the batch completes; (5) release the model, then judge every
+generation not judged yet; (6) recompute ``summary.json`` from ``judgments.jsonl``. Generation
+and judging are separate passes so that a VLM and a judge model never need memory at once.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, DataError
+from ..estimate import calibrate
+from ..generate import GenerationOptions, Steering, generate_items
+from ..images import NullImage
+from ..items import Item
+from ..shift import ShiftVectors, library_versions
+from .config import EvalConfig
+from .metrics import Summary, summarise
+from .sources import (
+    GetJudgeFn,
+    LoadItemsFn,
+    build_judges,
+    check_anchor_leak,
+    default_get_judge,
+    default_load_items,
+    load_benchmark,
+)
+from .store import RowStore, read_json, read_rows, row_key, run_lock, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+GenerateFn = Callable[..., list[str]]
+"""``generate_items(vlm, items, steering, options, *, batch_size, show_progress) -> texts``."""
+CalibrateFn = Callable[..., ShiftVectors]
+
+
+def check_config(run_dir: Path, config: EvalConfig) -> None:
+    """Write ``config.json`` on the first run; on resume raise ConfigError if it differs."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        write_json_atomic(
+            path,
+            {
+                "format_version": FORMAT_VERSION,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "versions": library_versions(),
+                "config": config.to_json(),
+            },
+        )
+        return
+    stored = read_json(path)
+    try:
+        previous = EvalConfig.from_json(stored["config"])
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{path} holds no valid run configuration ({err})") from err
+    changed = previous.differences(config)
+    if changed:
+        old, new = previous.to_json(), config.to_json()
+        detail = "; ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
+        raise ConfigError(
+            f"{run_dir} was started with a different configuration; differing key(s): "
+            f"{', '.join(changed)} ({detail}). Re-run with the original options to resume, "
+            "or pass a new -o RUN_DIR."
+        )
+
+
+def _steering(
+    config: EvalConfig, method: str, alpha: float | None, shift: ShiftVectors | None
+) -> Steering:
+    return Steering(
+        method=method,  # type: ignore[arg-type]  # validated by EvalConfig
+        alpha=1.0 if alpha is None else alpha,
+        positions=config.positions,
+        layers=config.layers,
+        shift=shift if method == "dataset" else None,
+        null=NullImage.parse(config.null),
+        contrast=config.contrast,  # type: ignore[arg-type]
+    )
+
+
+class _Model:
+    """The VLM, loaded on first use (a run with every row done never loads it)."""
+
+    def __init__(self, config: EvalConfig, vlm: Any) -> None:
+        self.config, self.vlm, self.owned = config, vlm, False
+
+    def get(self) -> Any:
+        if self.vlm is None:
+            from ..models import load_vlm
+
+            logger.info("loading %s", self.config.model)
+            self.vlm = load_vlm(
+                self.config.model, dtype=self.config.dtype, device=self.config.device
+            )
+            self.owned = True
+        return self.vlm
+
+    def release(self) -> None:
+        if self.owned:
+            self.vlm = None
+            gc.collect()
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def _shift(
+    config: EvalConfig,
+    run_dir: Path,
+    model: _Model,
+    anchors: Sequence[Item],
+    calibrate_fn: CalibrateFn,
+    show_progress: bool,
+) -> ShiftVectors | None:
+    if "dataset" not in config.methods:
+        return None
+    if config.shift is not None:
+        return ShiftVectors.load(config.shift)
+    saved = run_dir / "shift"
+    if (saved / "shift.json").exists():
+        logger.info("reusing the shift calibrated earlier in %s", saved)
+        return ShiftVectors.load(saved)
+    shift = calibrate_fn(
+        model.get(),
+        list(anchors),
+        null=NullImage.parse(config.null),
+        estimator=config.estimator,
+        layers=config.layers,
+        contrast=config.contrast,
+        batch_size=config.batch_size,
+        show_progress=show_progress,
+    )
+    shift.save(saved)
+    return shift
+
+
+def _generate(
+    config: EvalConfig,
+    run_dir: Path,
+    items: dict[str, list[Item]],
+    model: _Model,
+    shift: ShiftVectors | None,
+    generate_fn: GenerateFn,
+    show_progress: bool,
+) -> None:
+    store = RowStore(run_dir / "generations.jsonl")
+    todo = {
+        c.key: [i for i in items[c.benchmark] if (c.key, i.id) not in store] for c in config.cells
+    }
+    options = GenerationOptions(max_new_tokens=config.max_new_tokens, seed=config.seed)
+    total = sum(len(v) for v in todo.values())
+    logger.info("generating %d completions (%d already done)", total, len(store))
+    with tqdm(total=total, desc="generating", unit="item", disable=not show_progress) as bar:
+        for cell in config.cells:
+            pending = todo[cell.key]
+            steering = _steering(config, cell.method, cell.alpha, shift) if pending else None
+            for start in range(0, len(pending), config.batch_size):
+                batch = pending[start : start + config.batch_size]
+                texts = generate_fn(
+                    model.get(), batch, steering, options, batch_size=config.batch_size
+                )
+                if len(texts) != len(batch):
+                    raise DataError(f"generator returned {len(texts)} texts for {len(batch)} items")
+                store.append(
+                    [
+                        {
+                            "cell": cell.key,
+                            "benchmark": cell.benchmark,
+                            "method": cell.method,
+                            "alpha": cell.alpha,
+                            "id": item.id,
+                            "item": item.to_json(),
+                            "completion": text,
+                        }
+                        for item, text in zip(batch, texts, strict=True)
+                    ]
+                )
+                bar.update(len(batch))
+
+
+def _judge(
+    config: EvalConfig,
+    run_dir: Path,
+    items: dict[str, list[Item]],
+    get_judge_fn: GetJudgeFn,
+    show_progress: bool,
+) -> None:
+    generations = RowStore(run_dir / "generations.jsonl").rows()
+    store = RowStore(run_dir / "judgments.jsonl")
+    pending = [r for r in generations if row_key(r) not in store]
+    if not pending:
+        return
+    cells = {c.key: c for c in config.cells}
+    names = {c.key: config.judge_for(c.benchmark) for c in config.cells}
+    judges = build_judges(config, get_judge_fn, [names[r["cell"]] for r in pending])
+    lookup = {bench: {i.id: i for i in its} for bench, its in items.items()}
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for row in pending:
+        if row["cell"] not in cells or row["id"] not in lookup[cells[row["cell"]].benchmark]:
+            raise DataError(
+                f"generations.jsonl has a row for cell {row['cell']!r}, item {row['id']!r} that "
+                "this run no longer has (the data changed since the run began); start a new run"
+            )
+        by_cell.setdefault(row["cell"], []).append(row)
+    with tqdm(total=len(pending), desc="judging", unit="item", disable=not show_progress) as bar:
+        for key, rows in by_cell.items():
+            judge = judges[names[key]]
+            for start in range(0, len(rows), config.batch_size):
+                chunk = rows[start : start + config.batch_size]
+                batch = [lookup[cells[key].benchmark][r["id"]] for r in chunk]
+                verdicts = judge.judge(batch, [r["completion"] for r in chunk])
+                store.append(
+                    [
+                        {
+                            **{
+                                k: r[k]
+                                for k in ("cell", "benchmark", "method", "alpha", "id", "item")
+                            },
+                            "judge": names[key],
+                            "judgment": v.to_json(),
+                        }
+                        for r, v in zip(chunk, verdicts, strict=True)
+                    ]
+                )
+                bar.update(len(chunk))
+
+
+def summarise_run(
+    run_dir: str | Path,
+    config: EvalConfig | None = None,
+    expected: dict[str, int] | None = None,
+) -> Summary:
+    """Recompute the summary of a run directory from its ``judgments.jsonl``.
+
+    ``expected`` (cell key -> item count) defaults to the number of generations per cell.
+    """
+    run_dir = Path(run_dir)
+    if config is None:
+        config = EvalConfig.from_json(read_json(run_dir / "config.json")["config"])
+    rows = read_rows(run_dir / "judgments.jsonl")
+    if expected is None:
+        expected = {}
+        for row in read_rows(run_dir / "generations.jsonl"):
+            expected[row["cell"]] = expected.get(row["cell"], 0) + 1
+    judges = {c.key: config.judge_for(c.benchmark) for c in config.cells}
+    return summarise(
+        config.cells,
+        judges,
+        expected,
+        rows,
+        resamples=config.bootstrap,
+        confidence=config.confidence,
+        seed=config.seed,
+    )
+
+
+def run_eval(
+    config: EvalConfig,
+    run_dir: str | Path,
+    *,
+    vlm: Any = None,
+    generate_fn: GenerateFn = generate_items,
+    load_items_fn: LoadItemsFn = default_load_items,
+    get_judge_fn: GetJudgeFn = default_get_judge,
+    calibrate_fn: CalibrateFn = calibrate,
+    show_progress: bool = False,
+) -> Summary:
+    """Generate, judge and summarise every cell of ``config`` into ``run_dir``; resumable.
+
+    Re-running with the same configuration continues where a previous run stopped (even one
+    killed with SIGKILL) and produces exactly the rows of an uninterrupted run.
+
+    Args:
+        config: the grid, judges and data (see :class:`EvalConfig`).
+        run_dir: the run directory (created if missing).
+        vlm: an already loaded VLM; None loads ``config.model`` when generation is needed.
+        generate_fn, load_items_fn, get_judge_fn, calibrate_fn: injectable for tests.
+        show_progress: tqdm bars on stderr.
+
+    Returns:
+        The summary also written to ``run_dir/summary.json``.
+
+    Raises:
+        ConfigError: a different configuration in ``run_dir``, evaluation on anchors, or another
+            process holding the run.
+        DataError: missing data, or corrupt run files (the message names the line).
+
+    Example:
+        >>> config = EvalConfig(benchmarks=("organism:harmful-image",), methods=("none",))
+        >>> summary = run_eval(config, "runs/organism")  # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        check_config(run_dir, config)
+        items = {
+            b: load_benchmark(config, b, load_items_fn, limit=config.limit)
+            for b in config.benchmarks
+        }
+        anchors: list[Item] = []
+        if config.anchors is not None:
+            anchors = load_benchmark(config, config.anchors, load_items_fn, limit=None)
+            for bench, its in items.items():
+                check_anchor_leak(config.anchors, anchors, bench, its)
+        model = _Model(config, vlm)
+        shift = _shift(config, run_dir, model, anchors, calibrate_fn, show_progress)
+        _generate(config, run_dir, items, model, shift, generate_fn, show_progress)
+        model.release()
+        _judge(config, run_dir, items, get_judge_fn, show_progress)
+        expected = {c.key: len(items[c.benchmark]) for c in config.cells}
+        summary = summarise_run(run_dir, config, expected)
+        write_json_atomic(run_dir / "summary.json", summary.to_json())
+    logger.info("wrote %s", run_dir / "summary.json")
+    return summary

@@ -1,0 +1,113 @@
+"""Where a run's items and judges come from: benchmark loading, anchor leakage checks, judges."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DataError, UnknownNameError
+from ..images import NullImage
+from ..items import Item
+from ..judges.judgment import Judge
+from .config import EvalConfig, base_name
+
+LoadItemsFn = Callable[..., list[Item]]
+"""``load_items(spec, *, root=None, split=None, limit=None, seed=0, **options) -> items``."""
+GetJudgeFn = Callable[..., Judge]
+"""``get_judge(name, **options) -> Judge``."""
+
+
+def default_load_items(spec: str, *, root: str | Path | None = None, **kwargs: Any) -> list[Item]:
+    """:func:`cmrm.data.load_items`, with ``root`` dropped for specs that are files."""
+    from ..data.registry import load_items, parse_spec
+
+    _, path, _ = parse_spec(spec)
+    return load_items(spec, root=None if path is not None else root, **kwargs)
+
+
+def default_get_judge(name: str, **options: Any) -> Judge:
+    """:func:`cmrm.judges.get_judge`, plus the organism's exact judge under ``organism``."""
+    from ..judges import get_judge
+
+    try:
+        return get_judge(name, **options)
+    except UnknownNameError:
+        if name != "organism":
+            raise
+    from ..organism.judge import OrganismJudge
+
+    if options:
+        raise ConfigError(f"the organism judge takes no options, got {sorted(options)}")
+    return OrganismJudge()
+
+
+def attach_null(items: Sequence[Item], null: NullImage) -> list[Item]:
+    """Give items marked ``meta["pair"] == "null"`` (text benchmarks) the run's null image."""
+    picture = None
+    out = []
+    for item in items:
+        if item.image is None and item.meta.get("pair") == "null":
+            picture = picture or null.render()
+            item = dataclasses.replace(item, image=picture, meta={**item.meta, "null": null.spec})
+        out.append(item)
+    return out
+
+
+def load_benchmark(
+    config: EvalConfig, spec: str, load_items_fn: LoadItemsFn, *, limit: int | None
+) -> list[Item]:
+    """The items of one benchmark spec (null images attached), with unique ids."""
+    items = load_items_fn(
+        spec,
+        root=config.root_for(spec),
+        limit=limit,
+        seed=config.seed,
+        **dict(config.bench_options.get(spec, {})),
+    )
+    if not items:
+        raise DataError(f"benchmark {spec!r} has no items; check the spec, root and --limit")
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"benchmark {spec!r} repeats item ids; ids must be unique within it")
+    return attach_null(items, NullImage.parse(config.null))
+
+
+def check_anchor_leak(
+    anchor_spec: str, anchors: Sequence[Item], eval_spec: str, items: Sequence[Item]
+) -> None:
+    """Raise ConfigError if ``items`` would evaluate on anchor items.
+
+    Leakage is: the same spec; the anchor split's full benchmark (``vlsafe`` for anchors
+    ``vlsafe:anchor``); or shared ids within one benchmark or with identical prompts.
+    """
+    if eval_spec == anchor_spec or (
+        anchor_spec.endswith(":anchor") and base_name(anchor_spec) == eval_spec
+    ):
+        raise ConfigError(
+            f"benchmark {eval_spec!r} contains the anchor set {anchor_spec!r}; never evaluate on "
+            f"anchors. Evaluate on {base_name(anchor_spec)}:eval instead."
+        )
+    same_source = base_name(anchor_spec) == base_name(eval_spec)
+    prompts = {a.id: a.prompt for a in anchors}
+    shared = sorted(
+        i.id for i in items if i.id in prompts and (same_source or prompts[i.id] == i.prompt)
+    )
+    if shared:
+        raise ConfigError(
+            f"benchmark {eval_spec!r} shares {len(shared)} item id(s) with anchors "
+            f"{anchor_spec!r} (e.g. {shared[:3]}); never evaluate on anchors. Use disjoint "
+            "splits (BENCH:anchor and BENCH:eval) or remove the shared items."
+        )
+
+
+def build_judges(
+    config: EvalConfig, get_judge_fn: GetJudgeFn, names: Sequence[str]
+) -> Mapping[str, Judge]:
+    """One judge object per distinct judge name in ``names`` (built once, shared by cells)."""
+    built: dict[str, Judge] = {}
+    for name in names:
+        if name not in built:
+            built[name] = get_judge_fn(name, **dict(config.judge_options.get(name, {})))
+    return built
