@@ -49,8 +49,9 @@ VISION = dict(
 )
 
 
-def word_tokenizer() -> PreTrainedTokenizerFast:
-    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+def word_tokenizer(n_words: int | None = None) -> PreTrainedTokenizerFast:
+    words = WORDS if n_words is None else [f"w{i}" for i in range(n_words)]
+    vocab = {w: i for i, w in enumerate(SPECIALS + words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(
@@ -63,13 +64,13 @@ def word_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def llava_processor() -> LlavaProcessor:
+def llava_processor(n_words: int | None = None) -> LlavaProcessor:
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
     return LlavaProcessor(
         image_processor=image_processor,
-        tokenizer=word_tokenizer(),
+        tokenizer=word_tokenizer(n_words),
         patch_size=PATCH,
         num_additional_image_tokens=1,
         vision_feature_select_strategy="default",

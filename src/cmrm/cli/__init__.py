@@ -1,6 +1,7 @@
 """cmrm's command line: ``cmrm --help`` lists the commands."""
 
-from . import core as _core  # noqa: F401  (registers commands)
+from . import bench as _bench  # noqa: F401  (registers `cmrm bench`)
+from . import core as _core  # noqa: F401  (registers inspect, calibrate, generate)
 from .app import app
 
 __all__ = ["app"]

@@ -1,0 +1,137 @@
+"""Wall-time overhead of CMRM steering on ``generate``, measured side by side in one run.
+
+Builds a random-weight LLaVA (Llama decoder; ~100M parameters by default, a LLaVA-1.5-7B shape
+with ``--shape 7b`` on a GPU), then times vanilla generation, dataset-level steering and
+sample-level steering (which includes its two extra prefill passes), for batch 1 and 8, with
+``--new-tokens`` greedy tokens (EOS disabled so every run generates the same number). Rounds are
+interleaved and the median is reported, so drifting machine load hits every variant alike.
+
+    python benchmarks/overhead.py                 # CPU, ~100M parameters
+    python benchmarks/overhead.py --shape 7b --device cuda --dtype bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoModelForImageTextToText
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cmrm.generate import GenerationOptions, Steering, generate_batch
+from cmrm.models import VLM, from_model
+from cmrm.shift import ShiftMeta, ShiftVectors
+from tests.tiny_models import SPECIALS, VISION, llava_processor
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "100m": dict(
+        hidden_size=768,
+        intermediate_size=2048,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        num_key_value_heads=12,
+        head_dim=64,
+    ),
+    "7b": dict(
+        hidden_size=4096,
+        intermediate_size=11008,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=32,
+        head_dim=128,
+    ),
+}
+
+
+def build(shape: str, n_words: int, dtype: torch.dtype, device: str) -> VLM:
+    text = {
+        "model_type": "llama",
+        "vocab_size": len(SPECIALS) + n_words,
+        "pad_token_id": 0,
+        **SHAPES[shape],
+    }
+    config = AutoConfig.for_model(
+        "llava", text_config=text, vision_config=VISION, image_token_index=SPECIALS.index("<image>")
+    )
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_config(config).to(device=device, dtype=dtype).eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return from_model(model, llava_processor(n_words), model_id=f"random-llava-{shape}")
+
+
+def random_shift(vlm: VLM) -> ShiftVectors:
+    meta = ShiftMeta(
+        source_model=vlm.model_id,
+        model_type=vlm.model_type,
+        hidden_size=vlm.hidden_size,
+        num_layers=vlm.num_layers,
+    )
+    vectors = 0.01 * torch.randn(vlm.num_layers, vlm.hidden_size)
+    return ShiftVectors(layers=tuple(range(vlm.num_layers)), vectors=vectors, meta=meta)
+
+
+def timed(
+    vlm: VLM, prompts: list[str], images: list[Any], steering: Steering, options: GenerationOptions
+) -> float:
+    if vlm.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    generate_batch(vlm, prompts, images, steering, options)
+    if vlm.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="100m")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", default="1,8")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    vlm = build(args.shape, 8000, getattr(torch, args.dtype), args.device)
+    params = sum(p.numel() for p in vlm.model.parameters()) / 1e6
+    print(
+        f"model: {vlm.model_id}, {params:.0f}M parameters, {args.dtype} on {vlm.device}; "
+        f"{args.new_tokens} new tokens, median of {args.rounds} interleaved rounds"
+    )
+    options = GenerationOptions(max_new_tokens=args.new_tokens)
+    variants = {
+        "vanilla": Steering(),
+        "dataset": Steering("dataset", alpha=1.0, shift=random_shift(vlm)),
+        "sample": Steering("sample", alpha=1.0),
+    }
+    image = Image.new("RGB", (28, 28), "white")
+    print(
+        f"{'batch':>5}  {'vanilla s':>9}  {'dataset s':>9}  {'sample s':>8}  "
+        f"{'dataset/vanilla':>15}  {'sample/vanilla':>14}"
+    )
+    for batch in (int(b) for b in args.batches.split(",")):
+        prompts = [" ".join(f"w{(7 * i + j) % 8000}" for j in range(12 + i)) for i in range(batch)]
+        images = [image] * batch
+        for steering in variants.values():  # warm-up
+            generate_batch(vlm, prompts, images, steering, GenerationOptions(max_new_tokens=4))
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, steering in variants.items():
+                times[name].append(timed(vlm, prompts, images, steering, options))
+        med = {name: statistics.median(values) for name, values in times.items()}
+        print(
+            f"{batch:>5}  {med['vanilla']:>9.2f}  {med['dataset']:>9.2f}  {med['sample']:>8.2f}  "
+            f"{med['dataset'] / med['vanilla']:>15.3f}  {med['sample'] / med['vanilla']:>14.3f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
