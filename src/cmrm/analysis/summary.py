@@ -1,0 +1,120 @@
+"""A short Markdown summary of a gap analysis, for the output directory and for ``cmrm report``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from .plots import styles
+from .results import GapReport
+
+FIGURES = {"pca": "figures/pca.png", "layers": "figures/layers.png"}
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f} %" if math.isfinite(value) else "n/a"
+
+
+def _headline(report: GapReport) -> list[str]:
+    row = report.layer(report.largest_gap_layer)
+    gap = row.get(report.primary)
+    label = styles(report)[report.primary].label
+    lines = [
+        (
+            f"The largest gap is at **layer {row.layer}**: the “{label}” centroid sits "
+            f"{_num(gap.normalised_distance)} text-only spreads ({_num(gap.distance, 3)} raw) "
+            f"from the text-only centroid, and a linear probe tells the two apart with accuracy "
+            f"{_num(gap.probe_accuracy)} (chance: 0.5)."
+        )
+    ]
+    if report.steered is not None:
+        after = row.get(report.steered)
+        lines.append(
+            f"Under CMRM the distance there is {_num(after.normalised_distance)} spreads "
+            f"(**{_pct(row.gap_closed)} of the gap closed**) and the probe accuracy "
+            f"{_num(after.probe_accuracy)}."
+        )
+    return lines
+
+
+def _main_table(report: GapReport) -> list[str]:
+    header = ["layer", "distance (spreads)", "raw distance", "paired cos", "centroid cos", "probe"]
+    if report.steered is not None:
+        header += ["distance after", "probe after", "gap closed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for row in report.layers:
+        gap = row.get(report.primary)
+        cells = [
+            str(row.layer),
+            _num(gap.normalised_distance),
+            _num(gap.distance, 3),
+            _num(gap.paired_cosine, 4),
+            _num(gap.centroid_cosine, 4),
+            _num(gap.probe_accuracy),
+        ]
+        if report.steered is not None:
+            after = row.get(report.steered)
+            cells += [
+                _num(after.normalised_distance),
+                _num(after.probe_accuracy),
+                _pct(row.gap_closed),
+            ]
+        if row.layer == report.largest_gap_layer:
+            cells = [f"**{cell}**" for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _variant_table(report: GapReport) -> list[str]:
+    names = [v for v in report.variants if v != "text"]
+    labels = styles(report)
+    header = ["layer", *(f"{labels[v].label}" for v in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for row in report.layers:
+        cells = [
+            f"{_num(row.get(v).normalised_distance)} / {_num(row.get(v).probe_accuracy)}"
+            for v in names
+        ]
+        lines.append(f"| {row.layer} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def summary_markdown(
+    report: GapReport, *, figures: Mapping[str, str] | None = None, level: int = 2
+) -> str:
+    """The summary as Markdown; ``figures`` maps ``pca``/``layers`` to links (relative paths).
+
+    ``level`` is the heading level, so ``cmrm report`` can nest the summary under its own headings.
+    """
+    figures = FIGURES if figures is None else figures
+    h = "#" * level
+    meta = report.meta
+    n = report.layers[0].n_text
+    source = ", ".join(
+        f"{key} `{meta[key]}`" for key in ("model", "data") if meta.get(key) is not None
+    )
+    lines = [f"{h} Representation gap", ""]
+    lines.append(
+        f"{source + '; ' if source else ''}{n} text-only queries; variants: "
+        + ", ".join(styles(report)[v].label for v in report.variants)
+        + "."
+    )
+    lines += ["", *_headline(report), ""]
+    for key, caption in (("pca", "PCA of the states"), ("layers", "Gap metrics per layer")):
+        if key in figures:
+            lines += [f"![{caption}]({figures[key]})", ""]
+    label = styles(report)[report.primary].label
+    lines += [f"{h}# {label[:1].upper()}{label[1:]} vs text only", ""]
+    lines += [*_main_table(report), ""]
+    lines += [f"{h}# Every variant: distance (spreads) / probe accuracy", ""]
+    lines += [*_variant_table(report), ""]
+    lines.append(
+        "Distance: between centroids, in units of the text-only states' RMS spread. Probe: "
+        "cross-validated accuracy of a logistic regression separating text-only from variant "
+        "states (grouped by query). Definitions: docs/gap.md."
+    )
+    return "\n".join(lines) + "\n"
