@@ -1,0 +1,113 @@
+"""Evaluation commands: ``cmrm eval`` (resumable grid runs) and ``cmrm report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, cli_errors
+
+Many = Annotated[list[str] | None, typer.Option()]
+
+
+@app.command("eval")
+@cli_errors
+def eval_command(
+    model: Annotated[
+        str, typer.Argument(help="Hub id, local directory, or 'organism'.")
+    ] = "organism",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Run directory (resumable).")
+    ] = Path("run"),
+    bench: Annotated[
+        list[str] | None,
+        typer.Option("--bench", help="Benchmark name, NAME:split or FILE.jsonl; repeat."),
+    ] = None,
+    method: Annotated[
+        str | None, typer.Option(help="Comma list of none,dataset,sample,text-only.")
+    ] = None,
+    alpha: Annotated[
+        str | None, typer.Option(help="Comma list of alphas for dataset/sample.")
+    ] = None,
+    positions: Annotated[str | None, typer.Option(help="all, text or last.")] = None,
+    layers: Annotated[str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3.")] = None,
+    shift: Annotated[
+        str | None, typer.Option(help="Calibrated shift directory (method dataset).")
+    ] = None,
+    anchors: Annotated[
+        str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
+    ] = None,
+    estimator: Annotated[str | None, typer.Option(help="mean or pc1 (with --anchors).")] = None,
+    null: Annotated[
+        str | None, typer.Option(help="Null image: blank[:colour], noise[:dist][:seed], mean.")
+    ] = None,
+    judge: Annotated[
+        list[str] | None, typer.Option("--judge", help="JUDGE for all, or BENCH=JUDGE; repeat.")
+    ] = None,
+    judge_option: Annotated[
+        list[str] | None, typer.Option(help="JUDGE.KEY=VALUE, e.g. llm.model=org/id.")
+    ] = None,
+    bench_option: Annotated[
+        list[str] | None, typer.Option(help="BENCH.KEY=VALUE loader option.")
+    ] = None,
+    root: Annotated[
+        list[str] | None, typer.Option("--root", help="Data root DIR, or BENCH=DIR; repeat.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="First N items per benchmark.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Generation and judging batch size.")
+    ] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per answer.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="'paper': the paper's protocol; flags override it.")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Judge model of --preset paper.")] = None,
+) -> None:
+    """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume."""
+    from ..evaluation import run_eval
+    from ..evaluation.options import build_config
+
+    config = build_config(
+        model,
+        preset=preset,
+        judge_model=judge_model,
+        benches=bench or (),
+        methods=method,
+        alphas=alpha,
+        judges=judge or (),
+        roots=root or (),
+        judge_options=judge_option or (),
+        bench_options=bench_option or (),
+        positions=positions,
+        layers=layers,
+        shift=shift,
+        anchors=anchors,
+        estimator=estimator,
+        null=null,
+        limit=limit,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+    )
+    summary = run_eval(config, output, show_progress=True)
+    typer.echo(summary.table())
+    typer.echo(f"\nwrote {output / 'summary.json'}; `cmrm report {output}` for plots", err=True)
+
+
+@app.command("report")
+@cli_errors
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `cmrm eval`.")],
+) -> None:
+    """Write report.md and report.html (tables, plots, examples) into RUN_DIR."""
+    from ..report import write_report
+
+    md, page = write_report(run_dir)
+    typer.echo(f"{md}\n{page}")
