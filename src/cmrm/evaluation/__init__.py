@@ -10,11 +10,12 @@ from .config import (
     RUNTIME_KEYS,
     Cell,
     EvalConfig,
+    check_config,
     default_judge,
     paper_preset,
 )
 from .metrics import METRICS, CellSummary, Estimate, Summary, bootstrap, summarise
-from .runner import check_config, run_eval, summarise_run
+from .runner import run_eval, summarise_run
 from .sources import attach_null, check_anchor_leak
 from .store import RowStore, read_rows, recover_tail
 

@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..generate import METHODS
 from ..images import NullImage
 from ..positions import check_positions
+from ..shift import library_versions
+from .store import read_json, write_json_atomic
 
 NO_ALPHA_METHODS = ("none", "text-only")
 """Methods whose output does not depend on alpha (one cell per benchmark)."""
 
+FORMAT_VERSION = 1
 RUNTIME_KEYS = ("batch_size", "device", "bootstrap", "confidence")
 """Keys that may differ on resume: they do not change any row (the summary is recomputed)."""
 
@@ -170,6 +175,36 @@ class EvalConfig:
         """Keys (outside :data:`RUNTIME_KEYS`) whose values differ between two configs."""
         mine, theirs = self.to_json(), other.to_json()
         return [k for k in mine if k not in RUNTIME_KEYS and mine[k] != theirs[k]]
+
+
+def check_config(run_dir: Path, config: EvalConfig) -> None:
+    """Write ``config.json`` on the first run; on resume raise ConfigError if it differs."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        write_json_atomic(
+            path,
+            {
+                "format_version": FORMAT_VERSION,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "versions": library_versions(),
+                "config": config.to_json(),
+            },
+        )
+        return
+    stored = read_json(path)
+    try:
+        previous = EvalConfig.from_json(stored["config"])
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{path} holds no valid run configuration ({err})") from err
+    changed = previous.differences(config)
+    if changed:
+        old, new = previous.to_json(), config.to_json()
+        detail = "; ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
+        raise ConfigError(
+            f"{run_dir} was started with a different configuration; differing key(s): "
+            f"{', '.join(changed)} ({detail}). Re-run with the original options to resume, "
+            "or pass a new -o RUN_DIR."
+        )
 
 
 def _plain(value: Any) -> Any:

@@ -12,19 +12,18 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..estimate import calibrate
 from ..generate import GenerationOptions, Steering, generate_items
 from ..images import NullImage
 from ..items import Item
-from ..shift import ShiftVectors, library_versions
-from .config import EvalConfig
+from ..shift import ShiftVectors
+from .config import EvalConfig, check_config
 from .metrics import Summary, summarise
 from .sources import (
     GetJudgeFn,
@@ -39,40 +38,9 @@ from .store import RowStore, read_json, read_rows, row_key, run_lock, write_json
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 GenerateFn = Callable[..., list[str]]
 """``generate_items(vlm, items, steering, options, *, batch_size, show_progress) -> texts``."""
 CalibrateFn = Callable[..., ShiftVectors]
-
-
-def check_config(run_dir: Path, config: EvalConfig) -> None:
-    """Write ``config.json`` on the first run; on resume raise ConfigError if it differs."""
-    path = run_dir / "config.json"
-    if not path.exists():
-        write_json_atomic(
-            path,
-            {
-                "format_version": FORMAT_VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "versions": library_versions(),
-                "config": config.to_json(),
-            },
-        )
-        return
-    stored = read_json(path)
-    try:
-        previous = EvalConfig.from_json(stored["config"])
-    except (KeyError, TypeError) as err:
-        raise DataError(f"{path} holds no valid run configuration ({err})") from err
-    changed = previous.differences(config)
-    if changed:
-        old, new = previous.to_json(), config.to_json()
-        detail = "; ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in changed)
-        raise ConfigError(
-            f"{run_dir} was started with a different configuration; differing key(s): "
-            f"{', '.join(changed)} ({detail}). Re-run with the original options to resume, "
-            "or pass a new -o RUN_DIR."
-        )
 
 
 def _steering(
