@@ -173,3 +173,15 @@ def test_paper_preset_from_flags() -> None:
     }
     shifted = build_config("m", preset="paper", shift="vec")
     assert shifted.anchors is None and shifted.shift == "vec"
+
+
+def test_default_sources(benches: tuple[Path, Path]) -> None:
+    from cmrm.evaluation.sources import default_get_judge, default_load_items
+
+    evals, _ = benches
+    items = default_load_items(str(evals), root="/no/such/root", limit=2)  # root ignored for files
+    assert [i.id for i in items] == ["q1", "q2"] and items[0].image == evals.parent / "q1.png"
+    assert default_get_judge("organism").name == "organism"
+    assert default_get_judge("refusal").name == "refusal"
+    with pytest.raises(ConfigError, match="no options"):
+        default_get_judge("organism", model="x")
