@@ -207,3 +207,28 @@ def test_paper_preset_builds_the_papers_grid() -> None:
     }
     assert cfg.bench_options["forbidden-questions"] == {"pair": "null"}
     assert paper_preset("m", judge_model="j").judge_options["llm"] == {"model": "j"}
+
+
+def test_a_second_writer_is_refused_and_a_finished_run_loads_no_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cmrm.evaluation import run_eval
+    from cmrm.evaluation.store import run_lock
+
+    with run_lock(tmp_path), pytest.raises(ConfigError, match="another process"):
+        fakes.run(tmp_path)
+    fakes.run(tmp_path, limit=2)
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("cmrm.models.load_vlm", no_model)
+    summary = run_eval(
+        fakes.config(limit=2),
+        tmp_path,
+        generate_fn=fakes.fake_generate,
+        load_items_fn=fakes.fake_load_items,
+        get_judge_fn=fakes.fake_get_judge,
+        calibrate_fn=fakes.fake_calibrate,
+    )
+    assert all(c.n == c.expected == 2 for c in summary.cells)
