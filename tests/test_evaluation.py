@@ -171,6 +171,8 @@ def test_config_validation_and_round_trip() -> None:
     assert cfg.judge_for("benign") == "refusal" and cfg.judge_for("harm:eval") == "fake"
     with pytest.raises(ConfigError, match="exactly one of --shift"):
         fakes.config(anchors=None)
+    with pytest.raises(ConfigError, match="estimator one of"):
+        fakes.config(estimator="median")
     with pytest.raises(ConfigError, match="unknown method"):
         fakes.config(methods=("none", "steer"))
     with pytest.raises(ConfigError, match="not benchmarks of this run"):

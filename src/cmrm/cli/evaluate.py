@@ -40,6 +40,9 @@ def eval_command(
         str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
     ] = None,
     estimator: Annotated[str | None, typer.Option(help="mean or pc1 (with --anchors).")] = None,
+    contrast: Annotated[
+        str | None, typer.Option(help="null (the paper: text vs null image) or image.")
+    ] = None,
     null: Annotated[
         str | None, typer.Option(help="Null image: blank[:colour], noise[:dist][:seed], mean.")
     ] = None,
@@ -88,6 +91,7 @@ def eval_command(
         shift=shift,
         anchors=anchors,
         estimator=estimator,
+        contrast=contrast,
         null=null,
         limit=limit,
         batch_size=batch_size,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
+from ..estimate import CONTRASTS, ESTIMATORS
 from ..generate import METHODS
 from ..images import NullImage
 from ..positions import check_positions
@@ -111,6 +112,11 @@ class EvalConfig:
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError(f"alphas repeat: {list(self.alphas)}")
         check_positions(self.positions)
+        if self.contrast not in CONTRASTS or self.estimator not in ESTIMATORS:
+            raise ConfigError(
+                f"contrast must be one of {CONTRASTS} and estimator one of {ESTIMATORS}; "
+                f"got contrast={self.contrast!r}, estimator={self.estimator!r}"
+            )
         NullImage.parse(self.null)
         if "dataset" in self.methods and (self.shift is None) == (self.anchors is None):
             raise ConfigError(
