@@ -175,4 +175,6 @@ def test_shift_for_another_model_is_rejected(
     monkeypatch.setattr(gap_module, "_capture", lambda *args: calls.append(1))
     with pytest.raises(IncompatibleShiftError, match="hidden size 8"):
         run_gap(vlm, make_items(2), out_dir=tmp_path / "out", shift=other)
+    with pytest.raises(CmrmError, match="positions must be one of"):
+        run_gap(vlm, make_items(2), out_dir=tmp_path / "out", shift=shift, positions="first")
     assert not calls and not (tmp_path / "out").exists()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,7 @@ def write_outputs(report: GapReport, acc: GapAccumulator, out_dir: Path) -> dict
     """Write ``metrics.json``, the figures (when samples were kept) and ``summary.md``."""
     out_dir = Path(out_dir)
     written = {}
-    text = json.dumps(report.to_json(), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(report.to_json(), indent=2, allow_nan=False, default=str) + "\n"
     written["metrics"] = atomic_write(out_dir / "metrics.json", text)
     figures: dict[str, str] = {}
     if acc.max_samples > 0 and acc.sample_layers:
@@ -137,6 +138,11 @@ def run_gap(
     if not has_images and not nulls:
         raise CmrmError("no item has an image and no null image was given: nothing to compare")
     if shift is not None:  # fail before any forward pass, not at the first steered batch
+        from ..positions import check_positions
+
+        check_positions(positions)
+        if not math.isfinite(alpha):
+            raise CmrmError(f"alpha must be a finite number, got {alpha!r}")
         shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
     base = IMAGE if has_images else null_variant(nulls[0])
     variants = 2 + len(nulls) + (shift is not None) + any(item.caption for item in items)
