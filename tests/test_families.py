@@ -5,6 +5,7 @@ batched generation and capture."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +28,15 @@ NAMES = sorted(FAMILY_BUILDERS)
 TEXT_MODEL = ("idefics3", "smolvlm")  # decoder under model.text_model, not model.language_model
 RED = Image.new("RGB", (40, 30), "red")
 BLUE = Image.new("RGB", (24, 36), "blue")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models on a shared 2-core machine: one intra-op thread is ~10x faster than two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @functools.cache
@@ -86,6 +96,7 @@ def test_encode_marks_exactly_the_image_block(family: str) -> None:
     vlm = family_vlm(family)
     prompt = "w1 w2 w3"
     rows: list[Image.Image | None] = [RED, None, BLUE]
+    batches: list[tuple[Batch, tuple[int, ...]]]
     if vlm.spec.mixed_batches:
         batches = [(vlm.encode([prompt, prompt, "w5"], rows), (0, 1, 2))]
     else:
@@ -244,3 +255,13 @@ def test_unsupported_model_type_lists_the_supported_families() -> None:
         from_model(model, processor)
     for spec in FAMILIES:
         assert spec.name in str(err.value)
+
+
+def test_paligemma_processor_needs_an_image_in_every_row() -> None:
+    """Why its spec says mixed_batches=False and text_rows_by_tokenizer=True."""
+    vlm = family_vlm("paligemma")
+    assert not vlm.spec.mixed_batches and vlm.spec.text_rows_by_tokenizer
+    with pytest.raises(ValueError, match="images"):
+        vlm.processor(text=["w1"], return_tensors="pt")
+    with pytest.raises(ValueError, match="1 images for 2 prompts"):
+        vlm.processor(text=["w1", "w2"], images=[RED], return_tensors="pt")

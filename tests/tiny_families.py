@@ -333,7 +333,7 @@ def _idefics(family: str, text_layers: int, vision_layers: int) -> Built:
         image_processor: Any = Idefics3ImageProcessorPil(
             size=size, max_image_size=size, do_image_splitting=False
         )
-        processor = Idefics3Processor(
+        processor: ProcessorMixin = Idefics3Processor(
             image_processor, tokenizer, image_seq_len=seq_len, chat_template=IDEFICS_TEMPLATE
         )
     else:
@@ -434,7 +434,7 @@ def build_paligemma(text_layers: int = 3, vision_layers: int = 1) -> Built:
         hidden_size=32,
     )
     image_processor = SiglipImageProcessorPil(size={"height": SIGLIP_SIZE, "width": SIGLIP_SIZE})
-    image_processor.image_seq_length = 4
+    image_processor.image_seq_length = 4  # type: ignore[attr-defined]  # PaliGemma reads it
     tokenizer = tokens.tokenizer(["<image>"], image_token="<image>")
     return model, PaliGemmaProcessor(image_processor, tokenizer)
 

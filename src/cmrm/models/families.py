@@ -59,7 +59,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(
         "smolvlm",
         ("smolvlm",),
-        "HuggingFaceTB/SmolVLM-Instruct",
+        "HuggingFaceTB/SmolVLM2-2.2B-Instruct",  # SmolVLM v1 checkpoints are model_type idefics3
         nested_images=True,
         extra_image_tokens=("<fake_token_around_image>", "<global-img>"),
     ),
