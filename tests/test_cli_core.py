@@ -107,3 +107,42 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for command in ("inspect", "calibrate", "generate"):
         assert command in result.stdout
+
+
+def test_gap_writes_metrics_figures_and_summary(
+    saved_llava: Path, anchors: Path, tmp_path: Path
+) -> None:
+    shift_dir = tmp_path / "shift"
+    result = runner.invoke(
+        app, ["calibrate", str(saved_llava), "--anchors", str(anchors), "-o", str(shift_dir)]
+    )
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "gap"
+    result = runner.invoke(
+        app,
+        [
+            "gap",
+            str(saved_llava),
+            "--data",
+            str(anchors),
+            "-o",
+            str(out),
+            "--null",
+            "blank,noise",
+            "--shift",
+            str(shift_dir),
+            "--alpha",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["items"] == 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["layers"]) == 3
+    for name in ("summary.md", "figures/pca.png", "figures/layers.png"):
+        assert (out / name).stat().st_size > 0
+    bad = runner.invoke(
+        app,
+        ["gap", str(saved_llava), "--data", str(anchors), "-o", str(out), "--null", "blank,blank"],
+    )
+    assert bad.exit_code == 1 and "repeat" in bad.stderr

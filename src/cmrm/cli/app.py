@@ -10,11 +10,15 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from ..errors import CmrmError
+from ..errors import CmrmError, DataError
+
+if TYPE_CHECKING:
+    from ..items import Item
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -58,3 +62,13 @@ def main(
 
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
+
+
+def load_data(spec: str, *, root: Path | None = None, limit: int | None = None) -> list[Item]:
+    """Items of a benchmark (``NAME[:split]``) or a generic JSONL file; an empty set is an error."""
+    from ..data import load_items
+
+    items = load_items(spec, root=root, limit=limit)
+    if not items:
+        raise DataError(f"{spec!r} holds no items; check the file or the benchmark's --root")
+    return items

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from .app import app, cli_errors
+from .app import app, cli_errors, load_data
 
 if TYPE_CHECKING:
+    from ..capture import ReadPosition
+    from ..estimate import Contrast, Estimator
+    from ..generate import Method
     from ..models.vlm import VLM
 
 ModelArg = Annotated[
@@ -34,7 +37,7 @@ RemoteOpt = Annotated[
 ]
 
 
-def _load(
+def load_model(
     model: str,
     dtype: str | None,
     device: str | None,
@@ -64,7 +67,7 @@ def inspect(
     """Print family, decoder path, number of layers, hidden size and image-token count as JSON."""
     from ..inspect import describe
 
-    vlm = _load(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
     typer.echo(json.dumps(describe(vlm), indent=2))
 
 
@@ -94,22 +97,21 @@ def calibrate(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Estimate a dataset-level shift (text-only minus null-image states) and save it."""
-    from ..anchors import load_anchor_items
     from ..estimate import calibrate as run_calibrate
     from ..images import NullImage
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
-    items = load_anchor_items(anchors, root=root, limit=limit)
-    vlm = _load(model, dtype, device, layers_path, trust_remote_code)
+    items = load_data(anchors, root=root, limit=limit)
+    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
     shift = run_calibrate(
         vlm,
         items,
         null=NullImage.parse(null),
-        estimator=estimator,  # type: ignore[arg-type]
+        estimator=cast("Estimator", estimator),
         layers=layers,
-        contrast=contrast,
-        read=read,  # type: ignore[arg-type]
+        contrast=cast("Contrast", contrast),
+        read=cast("ReadPosition", read),
         batch_size=batch_size,
         show_progress=True,
     )
@@ -161,9 +163,9 @@ def generate(
     method = "dataset" if shift is not None else "sample" if sample_level else "none"
     loaded = ShiftVectors.load(shift) if shift is not None else None
     steering = Steering(
-        method=method,
+        method=cast("Method", method),
         alpha=alpha,
-        positions=positions,  # type: ignore[arg-type]
+        positions=positions,
         layers=layers,
         shift=loaded,
         null=NullImage.parse(null),
@@ -172,5 +174,5 @@ def generate(
         max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, seed=seed
     )
     picture = load_image(image)
-    vlm = _load(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
     stream_answer(vlm, prompt, picture, steering, options)

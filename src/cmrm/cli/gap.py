@@ -1,0 +1,69 @@
+"""``cmrm gap``: the representation gap between text-only and image-conditioned hidden states."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, cli_errors, load_data
+from .core import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt, load_model
+
+
+@app.command()
+@cli_errors
+def gap(
+    model: ModelArg = "organism",
+    data: Annotated[str, typer.Option("--data", help="Benchmark NAME[:split] or a JSONL file.")] = (
+        "organism:harmful-image"
+    ),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path("gap"),
+    layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
+    null: Annotated[str, typer.Option(help="Comma-separated null images, e.g. blank,noise.")] = (
+        "blank"
+    ),
+    shift: Annotated[
+        Path | None, typer.Option(help="Also measure the gap under this shift.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Shift scale with --shift.")] = 1.0,
+    positions: Annotated[str, typer.Option(help="Steered positions with --shift.")] = "last",
+    limit: Annotated[int | None, typer.Option(min=1, help="Use at most N items.")] = None,
+    root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    max_samples: Annotated[
+        int, typer.Option(min=2, help="Samples kept per variant for the probe and PCA.")
+    ] = 256,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+    trust_remote_code: RemoteOpt = False,
+) -> None:
+    """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
+    from ..analysis.gap import run_gap
+    from ..images import NullImage
+    from ..shift import ShiftVectors
+
+    nulls = tuple(NullImage.parse(spec) for spec in null.split(",") if spec.strip())
+    loaded = ShiftVectors.load(shift) if shift is not None else None
+    items = load_data(data, root=root, limit=limit)
+    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    report = run_gap(
+        vlm,
+        items,
+        out_dir=output,
+        layers=layers,
+        nulls=nulls,
+        shift=loaded,
+        alpha=alpha,
+        positions=positions,
+        batch_size=batch_size,
+        show_progress=True,
+        max_samples=max_samples,
+        meta={"data": data},
+    )
+    largest = report.largest_gap_layer
+    typer.echo(
+        json.dumps({"output": str(output), "items": len(items), "largest_gap_layer": largest})
+    )
