@@ -136,7 +136,11 @@ class VLM:
             encoded = self._tokenize_text_rows(texts)
         else:
             encoded = self.processor(**kwargs)
-        inputs = {k: v.to(self.device) for k, v in encoded.items() if isinstance(v, Tensor)}
+        inputs = {
+            k: v.to(self.device)
+            for k, v in encoded.items()
+            if isinstance(v, Tensor) and k != "labels"  # PaliGemma's processor adds labels
+        }
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         image_mask = self.image_positions(inputs["input_ids"])
