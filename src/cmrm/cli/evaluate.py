@@ -9,18 +9,16 @@ import typer
 
 from .app import app, cli_errors
 
-Many = Annotated[list[str] | None, typer.Option()]
-
 
 @app.command("eval")
 @cli_errors
 def eval_command(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Run directory (created; re-run to resume).")
+    ],
     model: Annotated[
         str, typer.Argument(help="Hub id, local directory, or 'organism'.")
     ] = "organism",
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Run directory (resumable).")
-    ] = Path("run"),
     bench: Annotated[
         list[str] | None,
         typer.Option("--bench", help="Benchmark name, NAME:split or FILE.jsonl; repeat."),
