@@ -2,6 +2,7 @@
 
 from . import bench as _bench  # noqa: F401  (registers `cmrm bench`)
 from . import core as _core  # noqa: F401  (registers inspect, calibrate, generate)
+from . import evaluate as _evaluate  # noqa: F401  (registers eval, report)
 from . import gap as _gap  # noqa: F401  (registers `cmrm gap`)
 from .app import app
 
