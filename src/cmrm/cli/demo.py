@@ -1,0 +1,60 @@
+"""``cmrm demo``: the whole pipeline on the bundled model organism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import app, cli_errors
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as err:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from err
+
+
+@app.command()
+@cli_errors
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
+        "cmrm-demo"
+    ),
+    model: Annotated[
+        str, typer.Option(help="'organism' (bundled) or a directory from `cmrm organism train`.")
+    ] = "organism",
+    alphas: Annotated[str, typer.Option(help="Comma-separated alphas.")] = "0.1,0.25,0.5,1.0",
+    positions: Annotated[str, typer.Option(help="Comma-separated: last, text, all.")] = "last,all",
+    estimator: Annotated[str, typer.Option(help="Dataset-level estimator: mean or pc1.")] = "mean",
+    limit: Annotated[int, typer.Option(min=1, help="Items per held-out suite.")] = 100,
+    anchors: Annotated[int, typer.Option(min=1, help="Anchor items for calibration.")] = 200,
+    gap: Annotated[bool, typer.Option(help="Run the representation-gap analysis.")] = True,
+) -> None:
+    """Show the gap, calibrate, evaluate none/dataset/sample CMRM, print the table, write a report."""
+    from ..demo import DemoConfig, run_demo
+    from ..demo.render import table
+
+    config = DemoConfig(
+        out_dir=output,
+        model=model,
+        alphas=_floats(alphas),
+        positions=tuple(p.strip() for p in positions.split(",") if p.strip()),
+        estimator=estimator,
+        limit=limit,
+        anchors=anchors,
+        gap=gap,
+    )
+    result = run_demo(config, show_progress=True)
+    typer.echo(table(result.records))
+    verdict = result.verdict
+    if verdict.best is not None:
+        state = "met" if verdict.met else "not met"
+        cut = "-" if verdict.relative_cut is None else f"{100 * verdict.relative_cut:.1f}%"
+        typer.echo(
+            f"\nbest: {verdict.best.label} (compliance cut {cut}); target {state}: "
+            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in verdict.checks.items())
+        )
+    typer.echo(f"\nwrote {output}/summary.json, {output}/report.md and figures")
