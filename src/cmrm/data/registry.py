@@ -26,6 +26,7 @@ ORGANISM_SUITES = (
     "harmful-image",
     "harmful-blank",
     "benign-text",
+    "benign-image",
     "image-qa",
     "anchor",
 )
