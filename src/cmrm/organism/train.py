@@ -23,6 +23,7 @@ bit-identical weights on the same software and CPU.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -49,16 +50,18 @@ class TrainConfig:
     seed: int = 0
     arch: Architecture = field(default_factory=Architecture)
     batch_size: int = 64
-    vision_images: int = 4000
-    vision_steps: int = 600
-    vision_lr: float = 2e-3
-    lm_steps: int = 2000
+    vision_images: int = 8000
+    vision_steps: int = 3000
+    vision_lr: float = 3e-3
+    lm_steps: int = 1200
     lm_lr: float = 2e-3
-    safety_steps: int = 150
+    safety_steps: int = 80
     safety_lr: float = 5e-4
     visual_images: int = 3000
-    visual_steps: int = 1500
+    visual_steps: int = 1200
     visual_lr: float = 2e-3
+    visual_instruction_share: float = 0.5
+    """Share of stage-2 batches that are benign requests with an irrelevant image (rest: QA)."""
     threads: int = 1
 
 
@@ -145,6 +148,15 @@ def _collate(batch: list[Example], pixels: torch.Tensor | None) -> dict[str, tor
     }
 
 
+def _cosine(
+    opt: torch.optim.Optimizer, steps: int, floor: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine decay from the optimiser's learning rate to ``floor`` times it."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * s / max(1, steps)))
+    )
+
+
 def _run_stage(
     name: str,
     model: LlavaForConditionalGeneration,
@@ -162,9 +174,7 @@ def _run_stage(
     if steps <= 0:
         return float("nan")
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(s / steps * 3.14159)).item())
-    )
+    sched = _cosine(opt, steps, floor=0.1)
     weights = torch.tensor([w for _, w in pools], dtype=torch.float)
     model.train()
     loss_value = float("nan")
@@ -212,6 +222,7 @@ def _pretrain_vision(
     heads = nn.ModuleList(nn.Linear(hidden, n) for n in (6, 4, 3))
     params = [*tower.parameters(), *heads.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=0.0)
+    sched = _cosine(opt, cfg.vision_steps, floor=0.05)
     tower.train()
     bar = tqdm(range(cfg.vision_steps), desc="vision", disable=not show_progress, leave=False)
     for _ in bar:
@@ -224,6 +235,7 @@ def _pretrain_vision(
         opt.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[union-attr]
         opt.step()
+        sched.step()
     tower.eval()
     tower.requires_grad_(False)
     logger.info("stage vision: last loss %.4f", loss.detach().item())  # type: ignore[union-attr]
@@ -312,7 +324,10 @@ def train_organism(
             "2-visual",
             model,
             list(model.model.multi_modal_projector.parameters()),
-            [(image_qa, 0.7), (benign_with_image, 0.3)],
+            [
+                (image_qa, 1 - cfg.visual_instruction_share),
+                (benign_with_image, cfg.visual_instruction_share),
+            ],
             steps=cfg.visual_steps,
             lr=cfg.visual_lr,
             pixels=pixels,
