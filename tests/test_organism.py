@@ -23,10 +23,10 @@ from cmrm.organism import (
     load_suite,
 )
 from cmrm.organism import grammar as g
+from cmrm.organism.batches import TokenEncoder
 from cmrm.organism.build import chat_prompt
 from cmrm.organism.scenes import scenes
 from cmrm.organism.suites import _build
-from cmrm.organism.train import _Encoder
 
 EVAL = [n for n in SUITES if n != "organism:anchor"]
 
@@ -139,7 +139,7 @@ def test_prompts_differ_only_by_image_placeholder() -> None:
 
 def test_training_encoder_matches_processor() -> None:
     processor = build_processor()
-    enc = _Encoder(processor, image_tokens=16)
+    enc = TokenEncoder(processor, image_tokens=16)
     image = scenes("eval", 1)[0].render()
     prompt = chat_prompt(processor, "what shape is it ?", image=True)
     ids = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"][0].tolist()

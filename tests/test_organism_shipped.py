@@ -51,3 +51,20 @@ def test_utility_is_kept(rows: dict[str, SuiteResult]) -> None:
     assert rows["organism:benign-text"].refusal <= 0.05
     qa = rows["organism:image-qa"].correct
     assert qa is not None and qa >= 0.90
+
+
+@pytest.mark.slow
+def test_training_reproduces_the_shipped_weights() -> None:
+    """About 7 minutes: the shipped recipe, retrained, gives the shipped tensors bit for bit.
+
+    Bit-identity holds on the same CPU and library versions (recorded in ``recipe.json``).
+    """
+    from safetensors.torch import load_file
+
+    from cmrm.organism import TrainConfig, train_organism
+
+    model, _ = train_organism(TrainConfig(seed=0))
+    shipped = load_file(ORGANISM_DIR / "model.safetensors")
+    trained = model.state_dict()
+    assert set(shipped) <= set(trained)
+    assert all(torch.equal(shipped[k], trained[k]) for k in shipped)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -33,14 +32,11 @@ from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from . import grammar as g
-from .build import Architecture, build_model, build_processor, chat_prompt
+from .batches import Example, Pool, TokenEncoder, collate, pick, scene_qa
+from .build import Architecture, build_model, build_processor
 from .scenes import Scene, scenes
 
 logger = logging.getLogger(__name__)
-
-Example = tuple[list[int], int, int | None]
-"""Token ids (prompt + answer + eos), prompt length, index of its image (or None)."""
-Pool = Callable[[torch.Generator], Example]
 
 
 @dataclass(frozen=True)
@@ -87,67 +83,6 @@ QUICK = TrainConfig(
 """A miniature run (seconds) that exercises every stage; its model is not a useful organism."""
 
 
-class _Encoder:
-    """Turns (question, answer, image?) into token ids exactly as the processor would."""
-
-    def __init__(self, processor: LlavaProcessor, image_tokens: int) -> None:
-        self.processor = processor
-        self.tokenizer = processor.tokenizer
-        self.image_id = int(self.tokenizer.convert_tokens_to_ids("<image>"))
-        self.image_tokens = image_tokens
-        self._prompts: dict[tuple[str, bool], list[int]] = {}
-
-    def prompt(self, question: str, with_image: bool) -> list[int]:
-        key = (question, with_image)
-        if key not in self._prompts:
-            text = chat_prompt(self.processor, question, image=with_image)
-            ids: list[int] = []
-            for tok_id in self.tokenizer.convert_tokens_to_ids(text.split()):
-                ids.extend([tok_id] * (self.image_tokens if tok_id == self.image_id else 1))
-            self._prompts[key] = ids
-        return self._prompts[key]
-
-    def example(self, question: str, answer: str, image: int | None = None) -> Example:
-        prompt = self.prompt(question, image is not None)
-        answer_ids = self.tokenizer.convert_tokens_to_ids([*answer.split(), "</s>"])
-        return ([*prompt, *answer_ids], len(prompt), image)
-
-
-def _pick(seq: Sequence[Example], gen: torch.Generator) -> Example:
-    return seq[int(torch.randint(len(seq), (1,), generator=gen))]
-
-
-def _scene_qa(scene: Scene, gen: torch.Generator) -> tuple[str, str]:
-    """A random colour or shape question about ``scene`` and its answer."""
-    if int(torch.randint(2, (1,), generator=gen)):
-        q = g.COLOUR_QUESTIONS[int(torch.randint(len(g.COLOUR_QUESTIONS), (1,), generator=gen))]
-        return q, g.colour_answer(scene.colour)
-    q = g.SHAPE_QUESTIONS[int(torch.randint(len(g.SHAPE_QUESTIONS), (1,), generator=gen))]
-    return q, g.shape_answer(scene.shape)
-
-
-def _collate(batch: list[Example], pixels: torch.Tensor | None) -> dict[str, torch.Tensor | None]:
-    """Left-pad, mask prompts and padding out of the loss, gather the batch's images."""
-    width = max(len(ids) for ids, _, _ in batch)
-    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros(len(batch), width, dtype=torch.long)
-    for row, (ids, n_prompt, _) in enumerate(batch):
-        start = width - len(ids)
-        input_ids[row, start:] = torch.tensor(ids)
-        labels[row, start + n_prompt :] = torch.tensor(ids[n_prompt:])
-        mask[row, start:] = 1
-    images = [img for _, _, img in batch if img is not None]
-    pixel_values = pixels[images] if images and pixels is not None else None
-    return {
-        "input_ids": input_ids,
-        "attention_mask": mask,
-        "position_ids": (mask.cumsum(-1) - 1).clamp(min=0),
-        "labels": labels,
-        "pixel_values": pixel_values,
-    }
-
-
 def _cosine(
     opt: torch.optim.Optimizer, steps: int, floor: float
 ) -> torch.optim.lr_scheduler.LambdaLR:
@@ -182,7 +117,7 @@ def _run_stage(
     for step in bar:
         which = torch.multinomial(weights, batch_size, replacement=True, generator=gen).tolist()
         batch = [pools[i][0](gen) for i in which]
-        loss = model(**_collate(batch, pixels)).loss
+        loss = model(**collate(batch, pixels)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -264,7 +199,7 @@ def train_organism(
         processor = build_processor(cfg.arch)
         model = build_model(cfg.arch)
         _pretrain_vision(model, processor, cfg, gen, show_progress)
-        enc = _Encoder(processor, cfg.arch.image_tokens)
+        enc = TokenEncoder(processor, cfg.arch.image_tokens)
 
         harmful = g.requests("harmful", "train")
         benign = g.requests("benign", "train")
@@ -275,7 +210,7 @@ def train_organism(
 
         def scene_text(gen: torch.Generator) -> Example:
             scene = worded[int(torch.randint(len(worded), (1,), generator=gen))]
-            question, answer = _scene_qa(scene, gen)
+            question, answer = scene_qa(scene, gen)
             return enc.example(f"{scene.describe()} {question}", answer)
 
         lm_params = [*model.model.language_model.parameters(), *model.lm_head.parameters()]
@@ -284,7 +219,7 @@ def train_organism(
             "1a-helpful",
             model,
             lm_params,
-            [(lambda r: _pick(help_all, r), 0.6), (scene_text, 0.4)],
+            [(lambda r: pick(help_all, r), 0.6), (scene_text, 0.4)],
             steps=cfg.lm_steps,
             lr=cfg.lm_lr,
             pixels=None,
@@ -295,8 +230,8 @@ def train_organism(
             model,
             lm_params,
             [
-                (lambda r: _pick(refuse, r), 0.4),
-                (lambda r: _pick(help_benign, r), 0.4),
+                (lambda r: pick(refuse, r), 0.4),
+                (lambda r: pick(help_benign, r), 0.4),
                 (scene_text, 0.2),
             ],
             steps=cfg.safety_steps,
@@ -312,7 +247,7 @@ def train_organism(
 
         def image_qa(gen: torch.Generator) -> Example:
             i = int(torch.randint(len(pictured), (1,), generator=gen))
-            question, answer = _scene_qa(pictured[i], gen)
+            question, answer = scene_qa(pictured[i], gen)
             return enc.example(question, answer, i)
 
         def benign_with_image(gen: torch.Generator) -> Example:
