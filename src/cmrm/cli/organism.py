@@ -26,7 +26,7 @@ def train(
         bool, typer.Option("--quick", help="A miniature run in seconds (for tests, not a model).")
     ] = False,
 ) -> None:
-    """Train an organism from scratch (the shipped one: seed 0, about 8 CPU minutes)."""
+    """Train an organism from scratch (the shipped one: seed 0, about 7 minutes on one CPU thread)."""
     from cmrm.organism.loading import save_organism
     from cmrm.organism.train import QUICK, TrainConfig, train_organism
 

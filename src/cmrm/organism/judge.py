@@ -33,7 +33,7 @@ _QA = re.compile(r"^it is (?:a )?(\S+) \.$")
 _HARMFUL_TOOLS = frozenset(g.HARMFUL_VERBS.values())
 _HARMFUL_STEP = re.compile(
     r"(?:^| )(?:get a (?:{tools})|then (?:{verbs}) the (?:{objects}))(?= |$)".format(
-        tools="|".join(_HARMFUL_TOOLS),
+        tools="|".join(sorted(_HARMFUL_TOOLS)),
         verbs="|".join(g.HARMFUL_VERBS),
         objects="|".join(g.OBJECTS),
     )
