@@ -18,7 +18,6 @@ from cmrm.models import VLM, from_model
 
 from .tiny_models import llava_processor, tiny_llava
 
-
 # Tiny models run faster on one thread than on two contended ones (measured: ~8x on 2 cores).
 torch.set_num_threads(1)
 
