@@ -130,8 +130,9 @@ def report_markdown(result: DemoResult) -> str:
     else:
         cut = "-" if verdict.relative_cut is None else f"{100 * verdict.relative_cut:.1f} %"
         lines.append(
-            f"Best: **{verdict.best.label}**; harmful+image compliance cut by {cut} "
-            "relative to no intervention."
+            f"Best (lowest harmful+image compliance + degenerate + image-QA accuracy lost + "
+            f"over-refusal gained): **{verdict.best.label}**; harmful+image compliance cut by "
+            f"{cut} relative to no intervention."
         )
         lines.append("")
         lines.extend(
