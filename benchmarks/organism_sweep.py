@@ -83,6 +83,21 @@ def main() -> None:
         )
         name = f"{method} layers={layer_name} {positions} a={alpha:g}"
         show(name, rates(vlm, harmful, steering, options), rates(vlm, qa, steering, options))
+    print("diagnostic: shift the prompt only (generated tokens left alone)")
+    for method, (layer_name, layers), alpha in itertools.product(
+        ("dataset:mean", "sample"), list(layer_sets.items())[:2], (0.25, 1.0)
+    ):
+        kind, _, estimator = method.partition(":")
+        steering = Steering(
+            kind,
+            alpha=alpha,
+            positions="last",
+            layers=layers,  # type: ignore[arg-type]
+            shift=shifts[estimator] if estimator else None,
+            generated=False,
+        )
+        name = f"{method} layers={layer_name} last a={alpha:g} prompt-only"
+        show(name, rates(vlm, harmful, steering, options), rates(vlm, qa, steering, options))
 
 
 if __name__ == "__main__":

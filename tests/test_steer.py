@@ -198,3 +198,18 @@ def test_low_precision_models(image: Image.Image, dtype: torch.dtype) -> None:
     assert steered.dtype == dtype
     assert torch.equal(zero, base)
     assert not torch.equal(steered, base)
+
+
+def test_generated_false_shifts_the_prompt_only(vlm: VLM, image: Image.Image) -> None:
+    batch = batch_of(vlm, image)
+    shift = random_shift(vlm)
+    pre, post = Recorder(), Recorder()
+    with HookSet() as hooks, torch.inference_mode():
+        hooks.forward(vlm.layers.modules[1], pre)
+        with steer(vlm, shift, alpha=1.0, positions="last", generated=False):
+            hooks.forward(vlm.layers.modules[1], post)
+            vlm.model.generate(**batch.inputs, max_new_tokens=3, do_sample=False)
+    prefill = post.calls[0] - pre.calls[0]
+    torch.testing.assert_close(prefill[0, -1], shift.vector(1))
+    for pre_call, post_call in zip(pre.calls[1:], post.calls[1:], strict=True):
+        assert torch.equal(pre_call, post_call), "generated tokens must be left alone"

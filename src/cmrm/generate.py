@@ -43,6 +43,8 @@ class Steering:
     shift: ShiftVectors | None = field(default=None, repr=False)
     null: NullImage = field(default_factory=NullImage)
     contrast: Contrast = "null"
+    generated: bool = True
+    """Also shift generated tokens (the published method); False: prompt positions only."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -60,6 +62,8 @@ class Steering:
         out: dict[str, Any] = {"method": self.method}
         if self.method in ("dataset", "sample"):
             out.update(alpha=self.alpha, positions=self.positions, layers=self.layers)
+            if not self.generated:
+                out["generated"] = False
         if self.method == "sample":
             out.update(null=self.null.spec, contrast=self.contrast)
         if self.shift is not None and self.method == "dataset":
@@ -109,6 +113,7 @@ def _intervention(
             alpha=steering.alpha,
             layers=steering.layers or "all",
             positions=steering.positions,
+            generated=steering.generated,
         )
     if steering.method == "sample":
         shift = sample_shifts(
@@ -119,7 +124,13 @@ def _intervention(
             contrast=steering.contrast,
             layers=steering.layers,
         )
-        return steer(vlm, shift, alpha=steering.alpha, positions=steering.positions)
+        return steer(
+            vlm,
+            shift,
+            alpha=steering.alpha,
+            positions=steering.positions,
+            generated=steering.generated,
+        )
     return contextlib.nullcontext()
 
 

@@ -9,6 +9,9 @@ answers, for any call ``[start, start + length)``, which rows and positions to s
 - ``text``: prompt positions that are not image tokens, and every generated token;
 - ``last``: the last prompt position and every generated token.
 
+``steer(..., generated=False)`` keeps the prompt part of a policy and leaves generated tokens
+alone; it is a diagnostic (where does an intervention act?), not the paper's method.
+
 Rows without an image are never shifted. With beam search or several return sequences, the batch
 grows by an integer factor (``repeat_interleave`` order) and the layout follows.
 """
@@ -83,16 +86,21 @@ class PromptLayout:
             mask[:, -1] = True
         return mask & self.has_image[:, None]
 
-    def mask(self, positions: Positions, start: int, length: int, batch: int) -> Tensor:
-        """``[batch, length]`` bool for the call covering absolute positions ``[start, start+length)``."""
+    def mask(
+        self, positions: Positions, start: int, length: int, batch: int, generated: bool = True
+    ) -> Tensor:
+        """``[batch, length]`` bool for the call covering absolute positions ``[start, start+length)``.
+
+        ``generated=False`` leaves generated tokens alone (a diagnostic variant: the design's
+        policies all shift them)."""
         prompt = self.prompt_mask(positions)
         end = start + length
         parts = []
         if start < self.length:
             parts.append(prompt[:, start : min(end, self.length)])
         if end > self.length:
-            generated = end - max(start, self.length)
-            parts.append(self.has_image[:, None].expand(-1, generated))
+            rows = self.has_image if generated else torch.zeros_like(self.has_image)
+            parts.append(rows[:, None].expand(-1, end - max(start, self.length)))
         mask = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return expand_rows(mask, batch, "prompt layout")
 

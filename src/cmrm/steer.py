@@ -93,6 +93,7 @@ def steer(
     alpha: float = 1.0,
     layers: str | int | Sequence[int] | None = "all",
     positions: str = "all",
+    generated: bool = True,
 ) -> Iterator[SteeringState]:
     """Apply CMRM inside a ``with`` block.
 
@@ -102,6 +103,8 @@ def steer(
         alpha: scale; 0 is the identity, 1 the paper's full shift toward text-only.
         layers: ``"all"`` (every layer the shift has), an index, a list, or ``"8:16"``.
         positions: ``"all"``, ``"text"`` or ``"last"`` (see :mod:`cmrm.positions`).
+        generated: also shift generated tokens (the method as published); False shifts the
+            prompt positions only, a diagnostic.
 
     Example:
         >>> with steer(vlm, ShiftVectors.load("shift/"), alpha=1.0) as state:
@@ -150,7 +153,8 @@ def steer(
                     "call vlm.model (or generate) so steer can see the prompt"
                 )
             batch, length = int(hidden.shape[0]), int(hidden.shape[1])
-            mask = state.layout.mask(pos, state.start, length, batch).to(hidden.device)
+            mask = state.layout.mask(pos, state.start, length, batch, generated)
+            mask = mask.to(hidden.device)
             delta = vector(index, hidden)
             if delta.ndim == 1:
                 delta = delta.expand(batch, -1)

@@ -26,7 +26,7 @@ def demo(
     model: Annotated[
         str, typer.Option(help="'organism' (bundled) or a directory from `cmrm organism train`.")
     ] = "organism",
-    alphas: Annotated[str, typer.Option(help="Comma-separated alphas.")] = "0.1,0.25,0.5,1.0",
+    alphas: Annotated[str, typer.Option(help="Comma-separated alphas.")] = "0.02,0.05,0.1,0.25,1.0",
     positions: Annotated[str, typer.Option(help="Comma-separated: last, text, all.")] = "last,all",
     estimator: Annotated[str, typer.Option(help="Dataset-level estimator: mean or pc1.")] = "mean",
     limit: Annotated[int, typer.Option(min=1, help="Items per held-out suite.")] = 100,

@@ -90,7 +90,9 @@ def plot(result: DemoResult, path: Path) -> Path:
                 else 100 * base.rate(TARGET_SUITE, metric)
             )
             ax.axhline(ref, color="black", linestyle="--", linewidth=1, label="no intervention")
-        ax.set(title=title, xlabel="alpha", ylabel="%", ylim=(-3, 103))
+        ax.set(title=title, xlabel="alpha (log scale)", ylabel="%", ylim=(-3, 103))
+        if all(a > 0 for recs in series.values() for a in (r.alpha for r in recs) if a):
+            ax.set_xscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()

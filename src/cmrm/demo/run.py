@@ -34,7 +34,7 @@ class DemoConfig:
 
     out_dir: Path = Path("cmrm-demo")
     model: str = "organism"
-    alphas: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    alphas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25, 1.0)
     positions: tuple[str, ...] = ("last", "all")
     estimator: str = "mean"
     null: str = "blank"
