@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--batches", default="1,8")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
@@ -104,7 +104,7 @@ def main() -> None:
     params = sum(p.numel() for p in vlm.model.parameters()) / 1e6
     print(
         f"model: {vlm.model_id}, {params:.0f}M parameters, {args.dtype} on {vlm.device}; "
-        f"{args.new_tokens} new tokens, median of {args.rounds} interleaved rounds"
+        f"{args.new_tokens} new tokens, median of {args.rounds} interleaved rounds (order rotated)"
     )
     options = GenerationOptions(max_new_tokens=args.new_tokens)
     variants = {
@@ -123,9 +123,12 @@ def main() -> None:
         for steering in variants.values():  # warm-up
             generate_batch(vlm, prompts, images, steering, GenerationOptions(max_new_tokens=4))
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(args.rounds):
-            for name, steering in variants.items():
-                times[name].append(timed(vlm, prompts, images, steering, options))
+        names = list(variants)
+        for round_index in range(args.rounds):
+            # rotate the order every round so no variant always runs first (or after a warm-up)
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(timed(vlm, prompts, images, variants[name], options))
         med = {name: statistics.median(values) for name, values in times.items()}
         print(
             f"{batch:>5}  {med['vanilla']:>9.2f}  {med['dataset']:>9.2f}  {med['sample']:>8.2f}  "
