@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .atomic import atomic_path, atomic_write
 from .errors import IncompatibleShiftError
 
 FORMAT_VERSION = 1
@@ -140,9 +139,9 @@ class ShiftVectors:
         }
         header["versions"] = dict(self.meta.versions)
         header["extra"] = dict(self.meta.extra)
-        _atomic_write(directory / "shift.safetensors", lambda p: save_file(tensors, str(p)))
-        text = json.dumps(header, indent=2, sort_keys=True) + "\n"
-        _atomic_write(directory / "shift.json", lambda p: p.write_text(text, encoding="utf-8"))
+        with atomic_path(directory / "shift.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+        atomic_write(directory / "shift.json", json.dumps(header, indent=2, sort_keys=True) + "\n")
         return directory
 
     @classmethod
@@ -199,17 +198,6 @@ class SampleShift:
     @property
     def batch_size(self) -> int:
         return int(self.vectors.shape[1])
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def is_finite_number(value: float) -> bool:

@@ -27,11 +27,11 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_write
 from ..errors import CmrmError
 from ..images import NullImage, load_image
 from ..items import Item
 from .accumulator import TEXT, GapAccumulator
-from .output import atomic_write
 from .plots import plot_layers, plot_pca
 from .results import GapReport
 from .summary import FIGURES, summary_markdown

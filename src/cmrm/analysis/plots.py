@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from ..atomic import atomic_write
 from ..errors import CmrmError
-from .output import atomic_write
 from .results import GapReport
 
 if TYPE_CHECKING:

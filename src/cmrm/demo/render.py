@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..analysis.output import atomic_write
+from ..atomic import atomic_write
 from .records import HARMFUL_SUITES, TARGET_SUITE, DemoRecord
 
 if TYPE_CHECKING:

@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json_atomic
 from ..errors import ConfigError, DataError
 from ..estimate import CONTRASTS, ESTIMATORS
 from ..generate import METHODS
 from ..images import NullImage
 from ..positions import check_positions
 from ..shift import library_versions
-from .store import read_json, write_json_atomic
+from .store import read_json
 
 NO_ALPHA_METHODS = ("none", "text-only")
 """Methods whose output does not depend on alpha (one cell per benchmark)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic import write_json_atomic
 from ..errors import DataError
 from ..estimate import calibrate
 from ..generate import GenerationOptions, Steering, generate_items
@@ -34,7 +35,7 @@ from .sources import (
     default_load_items,
     load_benchmark,
 )
-from .store import RowStore, read_json, read_rows, row_key, run_lock, write_json_atomic
+from .store import RowStore, read_json, read_rows, row_key, run_lock
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write
 from ..evaluation.metrics import METRICS, Summary
 from ..evaluation.store import read_json, read_rows
 from .figures import LABELS, plot_benchmark, plot_tradeoff, slug
@@ -185,7 +186,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     }
     sections = build_sections(run_dir, summary, figures)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    md_path.write_text(render_markdown(header, sections, run_dir), encoding="utf-8")
-    html_path.write_text(render_html(header, sections), encoding="utf-8")
+    atomic_write(md_path, render_markdown(header, sections, run_dir))
+    atomic_write(html_path, render_html(header, sections))
     logger.info("wrote %s and %s", md_path, html_path)
     return md_path, html_path
