@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from cmrm.items import Item
 from cmrm.judges.judgment import Judgment
 
-from .build import chat_prompt
 from .judge import OrganismJudge
 from .suites import load_suite
 
@@ -33,31 +30,16 @@ def complete(
 ) -> list[str]:
     """Greedy completions (special tokens removed) for items, batched with left padding.
 
-    Items with and without an image go to separate batches; the output keeps the input order.
+    The same path as every other model: :func:`cmrm.generate.generate_items` with no steering.
     """
-    out: dict[int, str] = {}
-    groups = [
-        [i for i, it in enumerate(items) if it.image is not None],
-        [i for i, it in enumerate(items) if it.image is None],
-    ]
-    chunks = [g[s : s + batch_size] for g in groups for s in range(0, len(g), batch_size)]
-    for chunk in tqdm(chunks, desc="generate", disable=not show_progress, leave=False):
-        texts, images = [], []
-        for i in chunk:
-            image = items[i].image
-            if image is not None:
-                images.append(image)
-            texts.append(chat_prompt(processor, items[i].prompt, image=image is not None))
-        batch = processor(text=texts, images=images or None, return_tensors="pt", padding=True).to(
-            model.device
-        )
-        with torch.no_grad():
-            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False)
-        decoded = processor.batch_decode(
-            ids[:, batch["input_ids"].shape[1] :], skip_special_tokens=True
-        )
-        out.update(zip(chunk, (d.strip() for d in decoded), strict=True))
-    return [out[i] for i in range(len(items))]
+    from cmrm.generate import GenerationOptions, generate_items
+    from cmrm.models import from_model
+
+    vlm = from_model(model, processor, model_id="organism")
+    options = GenerationOptions(max_new_tokens=max_new_tokens)
+    return generate_items(
+        vlm, items, None, options, batch_size=batch_size, show_progress=show_progress
+    )
 
 
 @dataclass(frozen=True)
