@@ -64,6 +64,13 @@ def eval_command(
     seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed.")] = None,
     dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
+    layers_path: Annotated[
+        str | None,
+        typer.Option(help="Explicit decoder-layer path, e.g. model.language_model.layers."),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
+    ] = False,
     preset: Annotated[
         str | None, typer.Option(help="'paper': the paper's protocol; flags override it.")
     ] = None,
@@ -97,6 +104,8 @@ def eval_command(
         seed=seed,
         dtype=dtype,
         device=device,
+        layers_path=layers_path,
+        trust_remote_code=trust_remote_code,
     )
     summary = run_eval(config, output, show_progress=True)
     typer.echo(summary.table())

@@ -88,6 +88,9 @@ class EvalConfig:
     seed: int = 0
     """Seed of anchor/eval splits and of the bootstrap."""
     dtype: str | None = None
+    layers_path: str | None = None
+    """Explicit decoder-layer path (``--layers-path``), for layouts the structural rule misses."""
+    trust_remote_code: bool = False
     batch_size: int = 8
     device: str | None = None
     bootstrap: int = 1000

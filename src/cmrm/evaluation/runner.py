@@ -70,7 +70,11 @@ class _Model:
 
             logger.info("loading %s", self.config.model)
             self.vlm = load_vlm(
-                self.config.model, dtype=self.config.dtype, device=self.config.device
+                self.config.model,
+                dtype=self.config.dtype,
+                device=self.config.device,
+                layers_path=self.config.layers_path,
+                trust_remote_code=self.config.trust_remote_code,
             )
             self.owned = True
         return self.vlm
