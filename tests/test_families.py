@@ -19,7 +19,7 @@ from cmrm.errors import UnsupportedModelError
 from cmrm.generate import GenerationOptions, Steering, generate_batch
 from cmrm.hooks import HookSet, hook_snapshot
 from cmrm.models import FAMILIES, VLM, Batch, from_model
-from cmrm.steer import steer
+from cmrm.steering import steer
 
 from .test_steer import Recorder, random_shift
 from .tiny_families import FAMILY_BUILDERS, PLACEHOLDERS, tiny_vlm

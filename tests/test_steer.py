@@ -16,7 +16,7 @@ from cmrm.hooks import HookSet, hidden_of, hook_snapshot
 from cmrm.images import NullImage
 from cmrm.models import VLM, from_model
 from cmrm.shift import SampleShift, ShiftMeta, ShiftVectors
-from cmrm.steer import steer
+from cmrm.steering import steer
 
 from .tiny_models import llava_processor, tiny_llava
 

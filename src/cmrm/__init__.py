@@ -33,7 +33,7 @@ _EXPORTS = {
     "SampleShift": "shift",
     "calibrate": "estimate",
     "sample_shifts": "estimate",
-    "steer": "steer",
+    "steer": "steering",
     "Steering": "generate",
     "GenerationOptions": "generate",
     "generate_items": "generate",

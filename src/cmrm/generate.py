@@ -26,7 +26,7 @@ from .items import Item
 from .models.vlm import VLM
 from .positions import check_positions
 from .shift import ShiftVectors
-from .steer import steer
+from .steering import steer
 
 Method = Literal["none", "dataset", "sample", "text-only"]
 METHODS: tuple[str, ...] = get_args(Method)

@@ -7,7 +7,7 @@ For each batch of items the variants are, all read at the last prompt token of e
 - ``null:<spec>``: the prompt with each null image, the size of the item's image;
 - ``caption``: the prompt with the item's caption prepended in place of the image (items with a
   caption only);
-- ``image+cmrm``: with a shift, the image variant again inside :func:`cmrm.steer.steer`.
+- ``image+cmrm``: with a shift, the image variant again inside :func:`cmrm.steering.steer`.
 
 The text-only states of a batch are always captured first, so every other variant pairs with them
 (see :class:`~cmrm.analysis.accumulator.GapAccumulator`). Outputs in ``out_dir``: ``metrics.json``,
@@ -221,7 +221,7 @@ def _analyse_batch(
         states = _capture(vlm, texts, [None] * len(captioned), layers)
         acc.add(CAPTION, states, ids=ids[captioned])
     if shift is not None and base_inputs is not None:
-        from ..steer import steer
+        from ..steering import steer
 
         with steer(vlm, shift, alpha=alpha, positions=positions, layers="all"):
             states = _capture(vlm, base_inputs[0], base_inputs[1], layers)
