@@ -17,9 +17,9 @@ import torch
 
 from cmrm.errors import UnknownNameError
 from cmrm.evaluation import EvalConfig, run_eval
-from cmrm.generate import Steering
 from cmrm.items import Item
 from cmrm.judges.judgment import Judgment
+from cmrm.methods import Method
 from cmrm.shift import ShiftMeta, ShiftVectors
 
 
@@ -51,29 +51,30 @@ def fake_load_items(
     return items if limit is None else items[:limit]
 
 
-def fake_text(item: Item, steering: Steering) -> str:
+def fake_text(item: Item, method: Method) -> str:
     """Refuses when steered with alpha >= 1 or without the image; complies otherwise."""
-    refuse = steering.method == "text-only" or (
-        steering.method in ("dataset", "sample") and steering.alpha >= 1.0
+    alpha = getattr(method, "alpha", 1.0)
+    refuse = method.method == "text-only" or (
+        method.method in ("dataset", "sample") and alpha >= 1.0
     )
     if item.kind == "benign":
         refuse = refuse and int(item.id[1:]) % 2 == 0
     if refuse:
         return f"I'm sorry, I cannot help with {item.id}."
-    return f"Sure: {item.id} via {steering.method} at {steering.alpha}."
+    return f"Sure: {item.id} via {method.method} at {alpha}."
 
 
 def fake_generate(
     vlm: Any,
     items: Sequence[Item],
-    steering: Steering,
+    method: Method,
     options: Any,
     *,
     batch_size: int = 8,
     show_progress: bool = False,
 ) -> list[str]:
     time.sleep(float(os.environ.get("CMRM_FAKE_SLEEP", "0")))
-    return [fake_text(item, steering) for item in items]
+    return [fake_text(item, method) for item in items]
 
 
 class FakeJudge:

@@ -16,12 +16,13 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 
 from cmrm.capture import capture_states
 from cmrm.errors import UnsupportedModelError
-from cmrm.generate import GenerationOptions, Steering, generate_batch
+from cmrm.generate import GenerationOptions, generate_batch
+from cmrm.interventions import OPERATORS, Intervention
 from cmrm.hooks import HookSet, hook_snapshot
 from cmrm.models import FAMILIES, VLM, Batch, from_model
 from cmrm.steering import steer
 
-from .test_steer import Recorder, random_shift
+from .test_steer import Recorder, random_shift, reference_operator
 from .tiny_families import FAMILY_BUILDERS, PLACEHOLDERS, tiny_vlm
 
 NAMES = sorted(FAMILY_BUILDERS)
@@ -134,24 +135,33 @@ def test_encode_marks_exactly_the_image_block(family: str) -> None:
     assert with_image.replace(placeholder, "", 1) == without
 
 
+OPS = sorted(OPERATORS)
+
+
+@pytest.mark.parametrize("operator", OPS)
 @pytest.mark.parametrize("family", NAMES)
-def test_alpha_zero_is_bit_identical(family: str) -> None:
+def test_alpha_zero_is_bit_identical(family: str, operator: str) -> None:
     vlm = family_vlm(family)
     batch = batch_of(vlm)
     with torch.inference_mode():
         base = vlm.model(**batch.inputs).logits
         base_tokens = vlm.model.generate(**batch.inputs, max_new_tokens=4, do_sample=False)
     for positions in ("all", "text", "last"):
-        with steer(vlm, random_shift(vlm), alpha=0.0, positions=positions), torch.inference_mode():
+        shift = random_shift(vlm)
+        with (
+            steer(vlm, shift, alpha=0.0, positions=positions, operator=operator),
+            torch.inference_mode(),
+        ):
             logits = vlm.model(**batch.inputs).logits
             tokens = vlm.model.generate(**batch.inputs, max_new_tokens=4, do_sample=False)
         assert torch.equal(logits, base)
         assert torch.equal(tokens, base_tokens)
 
 
+@pytest.mark.parametrize("operator", OPS)
 @pytest.mark.parametrize("positions", ["last", "all"])
 @pytest.mark.parametrize("family", NAMES)
-def test_exact_delta_through_cached_generation(family: str, positions: str) -> None:
+def test_exact_delta_through_cached_generation(family: str, positions: str, operator: str) -> None:
     vlm = family_vlm(family)
     batch = batch_of(vlm)
     shift, alpha, layer = random_shift(vlm), 0.7, 1
@@ -159,7 +169,9 @@ def test_exact_delta_through_cached_generation(family: str, positions: str) -> N
     with HookSet() as hooks, torch.inference_mode():
         hooks.forward(vlm.layers.modules[0], before0)
         hooks.forward(vlm.layers.modules[layer], before)
-        with steer(vlm, shift, alpha=alpha, layers=[layer], positions=positions):
+        with steer(
+            vlm, shift, alpha=alpha, layers=[layer], positions=positions, operator=operator
+        ):
             hooks.forward(vlm.layers.modules[0], after0)
             hooks.forward(vlm.layers.modules[layer], after)
             vlm.model.generate(**batch.inputs, max_new_tokens=4, do_sample=False)
@@ -172,10 +184,17 @@ def test_exact_delta_through_cached_generation(family: str, positions: str) -> N
         else torch.zeros_like(batch.attention_mask, dtype=torch.bool)
     )
     prompt_mask[:, -1] = True
+    assert shift.axes is not None
+    axis = shift.axes.axis(layer)
     for i, (pre, post) in enumerate(zip(before.calls, after.calls, strict=True)):
         mask = prompt_mask if i == 0 else torch.ones(pre.shape[:2], dtype=torch.bool)
         mask = mask & shifted_rows[:, None]
-        assert torch.equal(post, pre + mask[..., None].float() * step), f"call {i}"
+        expected = reference_operator(operator, pre, step, mask, axis.direction, axis.reference)
+        if operator == "add":
+            assert torch.equal(post, pre + mask[..., None].float() * step), f"call {i}"
+        else:
+            torch.testing.assert_close(post, expected, rtol=1e-5, atol=1e-5, msg=f"call {i}")
+        assert torch.equal(post[~mask], pre[~mask]), "unselected positions are bit-identical"
     for pre, post in zip(before0.calls, after0.calls, strict=True):
         assert torch.equal(pre, post), "an unselected layer is untouched"
 
@@ -196,15 +215,19 @@ def test_hooks_are_removed_after_the_block(family: str) -> None:
     assert hook_snapshot(vlm.model) == snapshot
 
 
-@pytest.mark.parametrize("method", ["none", "sample"])
+@pytest.mark.parametrize("operator", [None, *OPS])
 @pytest.mark.parametrize("family", NAMES)
-def test_batched_generation_equals_one_by_one(family: str, method: Any) -> None:
+def test_batched_generation_equals_one_by_one(family: str, operator: Any) -> None:
     vlm = family_vlm(family)
     prompts = ["w1 w2 w3 w4 w5 w6", "w7", "w8 w9"]
     images: list[Image.Image | None] = (
         [RED, None, BLUE] if vlm.spec.mixed_batches else [RED, BLUE, RED]
     )
-    steering = Steering(method=method, alpha=1.0)
+    steering = (
+        None
+        if operator is None
+        else Intervention("sample", operator=operator, alpha=1.0, shift=random_shift(vlm))
+    )
     options = GenerationOptions(max_new_tokens=4)
     batched = generate_batch(vlm, prompts, images, steering, options)
     single = [

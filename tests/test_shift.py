@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cmrm.errors import CmrmError, DataError, IncompatibleShiftError
-from cmrm.estimate import _pc1, calibrate, sample_shifts
+from cmrm.estimate import calibrate, pc1_vector, sample_shifts
 from cmrm.hooks import HookSet, hidden_of, with_hidden
 from cmrm.images import NullImage
 from cmrm.items import Item
@@ -141,9 +141,9 @@ def test_pc1_is_scaled_and_sign_aligned() -> None:
     direction = torch.nn.functional.normalize(torch.randn(16, generator=gen), dim=0)
     coefficients = 2.0 + 0.5 * torch.rand(200, generator=gen)
     diffs = coefficients[:, None] * direction + 0.01 * torch.randn(200, 16, generator=gen)
-    vector = _pc1(diffs)
+    vector = pc1_vector(diffs)
     torch.testing.assert_close(vector, coefficients.mean() * direction, rtol=0.02, atol=0.02)
-    assert torch.dot(_pc1(-diffs), -direction) > 0
+    assert torch.dot(pc1_vector(-diffs), -direction) > 0
 
 
 def test_sample_shifts_zero_for_text_rows(vlm: VLM, image: Image.Image) -> None:

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from cmrm.axes import SafetyAxes
 from cmrm.errors import CmrmError, IncompatibleShiftError, LayerResolutionError
 from cmrm.estimate import sample_shifts
 from cmrm.hooks import HookSet, hidden_of, hook_snapshot
@@ -33,7 +34,31 @@ def random_shift(
         hidden_size=vlm.hidden_size,
         num_layers=vlm.num_layers,
     )
-    return ShiftVectors(layers=layers, vectors=vectors, meta=meta)
+    directions = torch.randn(len(layers), vlm.hidden_size, generator=gen)
+    directions = directions / directions.norm(dim=-1, keepdim=True)
+    reference = torch.randn(len(layers), generator=gen)
+    axes = SafetyAxes(layers, directions, reference)
+    return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
+
+
+def reference_operator(
+    operator: str, pre: Tensor, step: Tensor, mask: Tensor, u: Tensor, r: float
+) -> Tensor:
+    """Each operator's formula written out independently (README's method section)."""
+    m = mask[..., None]
+    if operator == "add":
+        new = pre + step
+    elif operator == "project":
+        new = pre + torch.dot(step, u) * u
+    elif operator == "norm-preserving":
+        moved = pre + step
+        new = moved * pre.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True)
+    else:
+        along = torch.dot(step, u)
+        room = (r - pre @ u).clamp_min(0.0)
+        move = torch.minimum(along.expand_as(room), room) if along > 0 else along.expand_as(room)
+        new = pre + move[..., None] * u
+    return torch.where(m, new, pre)
 
 
 class Recorder:

@@ -13,6 +13,7 @@ Read positions:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -35,29 +36,41 @@ def _reduce(hidden: Tensor, batch: Batch, read: ReadPosition) -> Tensor:
     return (hidden.float() * weights[..., None]).sum(dim=1) / total
 
 
+class _Enough(Exception):
+    """Raised by the last recording hook to skip the layers nobody reads (``stop_early``)."""
+
+
 def capture_batch(
     vlm: VLM,
     batch: Batch,
     *,
     layers: str | int | Sequence[int] | None = None,
     read: ReadPosition = "last",
+    stop_early: bool = False,
 ) -> Tensor:
-    """Run one forward pass and return states ``[n_layers, B, hidden]`` (float32, CPU)."""
+    """Run one forward pass and return states ``[n_layers, B, hidden]`` (float32, CPU).
+
+    ``stop_early`` ends the pass once the deepest chosen layer has run (the later layers and the
+    LM head are skipped: only the recorded states are valid).
+    """
     if read not in ("last", "mean"):
         raise CmrmError(f"read position must be 'last' or 'mean', got {read!r}")
     chosen = vlm.layers.resolve(layers)
     found: dict[int, Tensor] = {}
+    deepest = max(chosen)
 
     def make_hook(index: int) -> Any:
         def record_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             found[index] = _reduce(hidden_of(output), batch, read).detach().cpu()
+            if stop_early and index == deepest:
+                raise _Enough
 
         return record_hook
 
     with HookSet() as hooks:
         for index in chosen:
             hooks.forward(vlm.layers.modules[index], make_hook(index))
-        with torch.inference_mode():
+        with torch.inference_mode(), contextlib.suppress(_Enough):
             vlm.model(**batch.inputs, use_cache=False)
     missing = [index for index in chosen if index not in found]
     if missing:

@@ -12,6 +12,12 @@ variants of a query go through the model in one batch.
   the mean), sign-aligned with the mean and scaled by the mean projection ``mean_i <d_i, u>``, so
   that ``alpha = 1`` is comparable to ``mean``. Needs the differences: O(anchors x layers x hidden).
 - sample-level: ``v_l(x) = d_l(x)`` for each input, from the same batched pass.
+- ``sequential=True`` (:mod:`cmrm.sequential`): layer ``l``'s vector is measured with layers
+  ``< l`` already steered, so that at the calibration alpha the steered anchor states match the
+  text-only ones at *every* layer instead of overshooting as the shifts compound.
+
+When the anchors carry ``kind`` (harmful and benign), the same pass also yields the **safety
+axes** (:mod:`cmrm.axes`) that the ``project`` and ``gated`` operators need.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .axes import SafetyAxes
 from .capture import ReadPosition, capture_states
 from .errors import CmrmError, DataError
 from .images import NullImage, load_image
@@ -41,6 +48,43 @@ ESTIMATORS: tuple[str, ...] = ("mean", "pc1")
 CONTRASTS: tuple[str, ...] = ("null", "image")
 
 
+def contrast_images(
+    vlm: VLM, images: Sequence[Image.Image | None], null: NullImage, contrast: Contrast
+) -> list[Image.Image | None]:
+    """The images of the contrast variant: each row's null image, or its real image."""
+    if contrast not in CONTRASTS:
+        raise CmrmError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
+    if contrast == "image":
+        missing = [i for i, img in enumerate(images) if img is None]
+        if missing:
+            raise DataError(
+                f"contrast 'image' needs an image for every input; rows {missing[:5]} have none "
+                "(use contrast 'null' or give those rows images)"
+            )
+        return list(images)
+    return [null.like(img, vlm.image_mean) for img in images]
+
+
+def paired_states(
+    vlm: VLM,
+    prompts: Sequence[str],
+    images: Sequence[Image.Image | None],
+    *,
+    null: NullImage,
+    contrast: Contrast,
+    layers: tuple[int, ...],
+    read: ReadPosition = "last",
+) -> tuple[Tensor, Tensor]:
+    """``(h(text), h(contrast variant))``, each ``[n_layers, B, hidden]`` float32, from one
+    batched pass."""
+    others = contrast_images(vlm, images, null, contrast)
+    n = len(prompts)
+    states = capture_states(
+        vlm, [*prompts, *prompts], [*([None] * n), *others], layers=layers, read=read
+    )
+    return states[:, :n], states[:, n:]
+
+
 def differences(
     vlm: VLM,
     prompts: Sequence[str],
@@ -52,23 +96,10 @@ def differences(
     read: ReadPosition = "last",
 ) -> Tensor:
     """``h(text) - h(contrast variant)`` for each row: ``[n_layers, B, hidden]`` float32."""
-    if contrast not in CONTRASTS:
-        raise CmrmError(f"contrast must be one of {CONTRASTS}, got {contrast!r}")
-    if contrast == "image":
-        missing = [i for i, img in enumerate(images) if img is None]
-        if missing:
-            raise DataError(
-                f"contrast 'image' needs an image for every input; rows {missing[:5]} have none "
-                "(use contrast 'null' or give those rows images)"
-            )
-        others: list[Image.Image | None] = list(images)
-    else:
-        others = [null.like(img, vlm.image_mean) for img in images]
-    n = len(prompts)
-    states = capture_states(
-        vlm, [*prompts, *prompts], [*([None] * n), *others], layers=layers, read=read
+    text, other = paired_states(
+        vlm, prompts, images, null=null, contrast=contrast, layers=layers, read=read
     )
-    return states[:, :n] - states[:, n:]
+    return text - other
 
 
 def sample_shifts(
@@ -112,7 +143,7 @@ def anchor_hash(items: Sequence[Item]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _pc1(diffs: Tensor) -> Tensor:
+def pc1_vector(diffs: Tensor) -> Tensor:
     """``[N, hidden]`` -> the scaled, sign-aligned first principal direction."""
     mean = diffs.mean(dim=0)
     _, _, vh = torch.linalg.svd(diffs.double(), full_matrices=False)
@@ -121,6 +152,45 @@ def _pc1(diffs: Tensor) -> Tensor:
         direction = -direction
     scale = (diffs @ direction).mean()
     return direction * scale
+
+
+class _KindMeans:
+    """Running sums of text-only states by anchor kind, for the safety axes."""
+
+    def __init__(self, n_layers: int, hidden: int) -> None:
+        self.sums = {k: torch.zeros(n_layers, hidden, dtype=torch.float64) for k in KINDS}
+        self.counts = dict.fromkeys(KINDS, 0)
+
+    def add(self, chunk: Sequence[Item], text: Tensor) -> None:
+        for kind in KINDS:
+            rows = [i for i, item in enumerate(chunk) if item.kind == kind]
+            if rows:
+                self.sums[kind] += text[:, rows].double().sum(dim=1)
+                self.counts[kind] += len(rows)
+
+    def axes(self, layers: tuple[int, ...]) -> SafetyAxes | None:
+        if not all(self.counts.values()):
+            logger.info(
+                "no safety axes: the anchors need both harmful and benign kinds (got %s)",
+                self.counts,
+            )
+            return None
+        harmful = self.sums["harmful"] / self.counts["harmful"]
+        benign = self.sums["benign"] / self.counts["benign"]
+        return SafetyAxes.from_means(layers, harmful.float(), benign.float())
+
+
+KINDS = ("harmful", "benign")
+
+
+def check_calibration(estimator: str, batch_size: int, items: Sequence[Item]) -> None:
+    """Raise CmrmError for an unknown estimator, a bad batch size or an empty anchor set."""
+    if estimator not in ESTIMATORS:
+        raise CmrmError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if batch_size < 1:
+        raise CmrmError(f"batch size must be at least 1, got {batch_size}")
+    if not items:
+        raise CmrmError("the anchor set is empty; calibration needs at least one item")
 
 
 def calibrate(
@@ -132,30 +202,36 @@ def calibrate(
     layers: str | int | Sequence[int] | None = None,
     contrast: Contrast = "null",
     read: ReadPosition = "last",
+    sequential: bool = False,
+    calibration_alpha: float = 1.0,
+    positions: str = "all",
     batch_size: int = 8,
     show_progress: bool = False,
 ) -> ShiftVectors:
-    """Estimate a dataset-level shift over an anchor set.
+    """Estimate a dataset-level shift over an anchor set (plus safety axes when the anchors
+    carry harmful and benign kinds).
+
+    Args:
+        sequential: measure layer ``l`` with layers ``< l`` steered (``add``, at
+            ``calibration_alpha`` and ``positions``), so the shifts do not compound.
 
     Raises:
         CmrmError: empty anchor set, unknown estimator, bad batch size.
         DataError: an image is missing or undecodable (the message names it).
     """
-    if estimator not in ESTIMATORS:
-        raise CmrmError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    if batch_size < 1:
-        raise CmrmError(f"batch size must be at least 1, got {batch_size}")
-    if not items:
-        raise CmrmError("the anchor set is empty; calibration needs at least one item")
+    check_calibration(estimator, batch_size, items)
     null = null or NullImage()
     chosen = vlm.layers.resolve(layers)
     total = torch.zeros(len(chosen), vlm.hidden_size, dtype=torch.float64)
+    kinds = _KindMeans(len(chosen), vlm.hidden_size)
+    text_total = torch.zeros_like(total)
     kept: list[Tensor] = []
+    kept_text: list[Tensor] = []
     batches = range(0, len(items), batch_size)
     for start in tqdm(batches, desc="calibrating", disable=not show_progress, unit="batch"):
         chunk = items[start : start + batch_size]
         images = [load_image(item.image) for item in chunk]
-        diffs = differences(
+        text, other = paired_states(
             vlm,
             [item.prompt for item in chunk],
             images,
@@ -164,14 +240,40 @@ def calibrate(
             layers=chosen,
             read=read,
         )
+        kinds.add(chunk, text)
+        diffs = text - other
         total += diffs.double().sum(dim=1)
+        text_total += text.double().sum(dim=1)
         if estimator == "pc1":
             kept.append(diffs)
-    if estimator == "mean":
+            kept_text.append(text)
+    if sequential:
+        from .sequential import sequential_vectors
+
+        text_states = (
+            torch.cat(kept_text, dim=1)
+            if estimator == "pc1"
+            else (text_total / len(items)).float()[:, None, :]
+        )
+        vectors = sequential_vectors(
+            vlm,
+            items,
+            text_states,
+            layers=chosen,
+            null=null,
+            contrast=contrast,
+            estimator=estimator,
+            read=read,
+            alpha=calibration_alpha,
+            positions=positions,
+            batch_size=batch_size,
+            show_progress=show_progress,
+        )
+    elif estimator == "mean":
         vectors = (total / len(items)).float()
     else:
         stacked = torch.cat(kept, dim=1)
-        vectors = torch.stack([_pc1(stacked[i]) for i in range(len(chosen))])
+        vectors = torch.stack([pc1_vector(stacked[i]) for i in range(len(chosen))])
     meta = ShiftMeta(
         source_model=vlm.model_id,
         model_type=vlm.model_type,
@@ -183,6 +285,12 @@ def calibrate(
         read_position=read,
         anchor_count=len(items),
         anchor_hash=anchor_hash(items),
+        sequential=sequential,
+        calibration=(
+            {"alpha": float(calibration_alpha), "positions": positions, "operator": "add"}
+            if sequential
+            else {}
+        ),
     )
     logger.info("calibrated %s shift on %d anchors", estimator, len(items))
-    return ShiftVectors(layers=chosen, vectors=vectors, meta=meta)
+    return ShiftVectors(layers=chosen, vectors=vectors, meta=meta, axes=kinds.axes(chosen))

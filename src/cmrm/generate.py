@@ -1,78 +1,27 @@
-"""Batched generation (left padding, greedy or sampling) with or without CMRM.
+"""Batched generation (left padding, greedy or sampling), with or without an intervention.
 
-Methods:
-- ``none``: the model as it is;
-- ``dataset``: a calibrated :class:`~cmrm.shift.ShiftVectors` added at every step;
-- ``sample``: per-input vectors from two extra prefill passes (text and null variants, batched);
-- ``text-only``: the image is dropped — the oracle upper bound on safety, not a defence.
+``generate_items(vlm, items, intervention)`` takes an
+:class:`~cmrm.interventions.value.Intervention` (dataset- or sample-level vectors, any operator)
+or ``None`` for the model as it is. Baselines that change the input instead (text-only,
+AdaShield, ECSO) are in :mod:`cmrm.baselines`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .errors import CmrmError
-from .estimate import CONTRASTS, Contrast, sample_shifts
-from .images import NullImage, load_image
+from .images import load_image
+from .interventions.apply import intervene
+from .interventions.value import Intervention
 from .items import Item
 from .models.vlm import VLM
-from .positions import check_positions
-from .shift import ShiftVectors
-from .steering import steer
-
-Method = Literal["none", "dataset", "sample", "text-only"]
-METHODS: tuple[str, ...] = get_args(Method)
-
-
-@dataclass(frozen=True)
-class Steering:
-    """Which intervention to apply while generating."""
-
-    method: Method = "none"
-    alpha: float = 1.0
-    positions: str = "all"
-    layers: str | tuple[int, ...] | None = None
-    shift: ShiftVectors | None = field(default=None, repr=False)
-    null: NullImage = field(default_factory=NullImage)
-    contrast: Contrast = "null"
-    generated: bool = True
-    """Also shift generated tokens (the published method); False: prompt positions only."""
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise CmrmError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not isinstance(self.alpha, int | float) or not math.isfinite(self.alpha):
-            raise CmrmError(f"alpha must be a finite number, got {self.alpha!r}")
-        check_positions(self.positions)
-        if self.contrast not in CONTRASTS:
-            raise CmrmError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
-        if self.method == "dataset" and self.shift is None:
-            raise CmrmError("method 'dataset' needs a calibrated shift (--shift DIR)")
-
-    def describe(self) -> dict[str, Any]:
-        """A JSON-safe record of the intervention (for run configs and rows)."""
-        out: dict[str, Any] = {"method": self.method}
-        if self.method in ("dataset", "sample"):
-            out.update(alpha=self.alpha, positions=self.positions, layers=self.layers)
-            if not self.generated:
-                out["generated"] = False
-        if self.method == "sample":
-            out.update(null=self.null.spec, contrast=self.contrast)
-        if self.shift is not None and self.method == "dataset":
-            out["shift"] = {
-                "source_model": self.shift.meta.source_model,
-                "estimator": self.shift.meta.estimator,
-                "anchor_hash": self.shift.meta.anchor_hash,
-            }
-        return out
 
 
 @dataclass(frozen=True)
@@ -102,51 +51,16 @@ class GenerationOptions:
         }
 
 
-def _intervention(
-    vlm: VLM, prompts: Sequence[str], images: Sequence[Image.Image | None], steering: Steering
-) -> contextlib.AbstractContextManager[Any]:
-    if steering.method == "dataset":
-        assert steering.shift is not None
-        return steer(
-            vlm,
-            steering.shift,
-            alpha=steering.alpha,
-            layers=steering.layers or "all",
-            positions=steering.positions,
-            generated=steering.generated,
-        )
-    if steering.method == "sample":
-        shift = sample_shifts(
-            vlm,
-            prompts,
-            images,
-            null=steering.null,
-            contrast=steering.contrast,
-            layers=steering.layers,
-        )
-        return steer(
-            vlm,
-            shift,
-            alpha=steering.alpha,
-            positions=steering.positions,
-            generated=steering.generated,
-        )
-    return contextlib.nullcontext()
-
-
 def generate_batch(
     vlm: VLM,
     prompts: Sequence[str],
     images: Sequence[Image.Image | None],
-    steering: Steering | None = None,
+    intervention: Intervention | None = None,
     options: GenerationOptions | None = None,
     streamer: Any = None,
 ) -> list[str]:
     """Generate one answer per prompt for one batch (a single ``model.generate`` call)."""
-    steering = steering or Steering()
     options = options or GenerationOptions()
-    if steering.method == "text-only":
-        images = [None] * len(prompts)
     batch = vlm.encode(prompts, images)
     tokenizer = vlm.tokenizer
     kwargs = options.generate_kwargs()
@@ -154,7 +68,7 @@ def generate_batch(
         kwargs["pad_token_id"] = tokenizer.pad_token_id
     if options.do_sample:
         torch.manual_seed(options.seed)
-    with _intervention(vlm, prompts, images, steering), torch.inference_mode():
+    with intervene(vlm, intervention, prompts, images), torch.inference_mode():
         out = vlm.model.generate(**batch.inputs, **kwargs, streamer=streamer)
     new_tokens = out[:, batch.input_ids.shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -175,7 +89,7 @@ def _chunks(vlm: VLM, items: Sequence[Item], batch_size: int) -> Iterator[list[i
 def generate_items(
     vlm: VLM,
     items: Sequence[Item],
-    steering: Steering | None = None,
+    intervention: Intervention | None = None,
     options: GenerationOptions | None = None,
     *,
     batch_size: int = 8,
@@ -194,7 +108,8 @@ def generate_items(
         for rows in _chunks(vlm, items, batch_size):
             chunk = [items[i] for i in rows]
             images = [load_image(item.image) for item in chunk]
-            texts = generate_batch(vlm, [item.prompt for item in chunk], images, steering, options)
+            prompts = [item.prompt for item in chunk]
+            texts = generate_batch(vlm, prompts, images, intervention, options)
             for i, text in zip(rows, texts, strict=True):
                 answers[i] = text
             bar.update(len(rows))
@@ -205,11 +120,11 @@ def stream_answer(
     vlm: VLM,
     prompt: str,
     image: Image.Image | None,
-    steering: Steering | None = None,
+    intervention: Intervention | None = None,
     options: GenerationOptions | None = None,
 ) -> str:
     """Generate one answer, printing tokens to stdout as they come; returns the whole answer."""
     from transformers import TextStreamer
 
     streamer = TextStreamer(vlm.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    return generate_batch(vlm, [prompt], [image], steering, options, streamer=streamer)[0]
+    return generate_batch(vlm, [prompt], [image], intervention, options, streamer=streamer)[0]

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .atomic import atomic_path, atomic_write
+from .axes import SafetyAxes
 from .errors import IncompatibleShiftError
 
 FORMAT_VERSION = 1
@@ -54,6 +55,13 @@ class ShiftMeta:
     read_position: str = "last"
     anchor_count: int = 0
     anchor_hash: str = ""
+    sequential: bool = False
+    """Each layer's vector was measured with the layers before it already steered."""
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+    """With ``sequential``: the intervention steered while calibrating (alpha, positions, ...)."""
+    recommended: Mapping[str, Any] | None = None
+    """The setting ``cmrm tune`` recommends (operator, alpha, layers, positions, source); used
+    by generate/eval/gap/serve when ``--shift DIR`` comes without ``--alpha``/``--operator``."""
     versions: Mapping[str, str] = field(default_factory=library_versions)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -72,8 +80,15 @@ class ShiftVectors:
     layers: tuple[int, ...]
     vectors: Tensor
     meta: ShiftMeta
+    axes: SafetyAxes | None = None
+    """Safety axes of the same layers (from anchors with harmful and benign kinds), or None."""
 
     def __post_init__(self) -> None:
+        if self.axes is not None and self.axes.layers != self.layers:
+            raise IncompatibleShiftError(
+                f"safety axes cover layers {list(self.axes.layers)} but the shift "
+                f"{list(self.layers)}"
+            )
         if self.vectors.ndim != 2 or self.vectors.shape[0] != len(self.layers):
             raise IncompatibleShiftError(
                 f"vectors must have shape [n_layers={len(self.layers)}, hidden], "
@@ -106,7 +121,8 @@ class ShiftVectors:
                 "recalibrate with those layers or choose among the available ones"
             )
         index = [self.layers.index(layer) for layer in layers]
-        return replace(self, layers=tuple(layers), vectors=self.vectors[index])
+        axes = self.axes.select(tuple(layers)) if self.axes is not None else None
+        return replace(self, layers=tuple(layers), vectors=self.vectors[index], axes=axes)
 
     def check_compatible(self, model_type: str, hidden_size: int, num_layers: int) -> None:
         """Raise IncompatibleShiftError if the shift was made for a different model shape."""
@@ -132,6 +148,8 @@ class ShiftVectors:
             f"layers.{layer}": v.detach().to(torch.float32).cpu().contiguous()
             for layer, v in zip(self.layers, self.vectors, strict=True)
         }
+        if self.axes is not None:
+            tensors.update(self.axes.tensors())
         header = {
             "format_version": FORMAT_VERSION,
             "layers": list(self.layers),
@@ -139,6 +157,11 @@ class ShiftVectors:
         }
         header["versions"] = dict(self.meta.versions)
         header["extra"] = dict(self.meta.extra)
+        header["calibration"] = dict(self.meta.calibration)
+        header["recommended"] = (
+            dict(self.meta.recommended) if self.meta.recommended is not None else None
+        )
+        header["safety_axes"] = self.axes is not None
         with atomic_path(directory / "shift.safetensors") as tmp:
             save_file(tensors, str(tmp))
         atomic_write(directory / "shift.json", json.dumps(header, indent=2, sort_keys=True) + "\n")
@@ -163,6 +186,7 @@ class ShiftVectors:
             header = json.loads(meta_path.read_text(encoding="utf-8"))
             version = header.pop("format_version")
             layers = tuple(int(x) for x in header.pop("layers"))
+            has_axes = bool(header.pop("safety_axes", False))
             meta = ShiftMeta(**header)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
             raise IncompatibleShiftError(f"{meta_path} is not valid shift metadata: {err}") from err
@@ -172,12 +196,18 @@ class ShiftVectors:
             )
         tensors = load_file(str(tensor_path))
         expected = {f"layers.{layer}" for layer in layers}
-        if set(tensors) != expected:
+        found = {key for key in tensors if key.startswith("layers.")}
+        if found != expected:
             raise IncompatibleShiftError(
-                f"{tensor_path} holds {sorted(tensors)} but shift.json lists {sorted(expected)}"
+                f"{tensor_path} holds {sorted(found)} but shift.json lists {sorted(expected)}"
             )
         vectors = torch.stack([tensors[f"layers.{layer}"].float() for layer in layers])
-        return cls(layers=layers, vectors=vectors, meta=meta)
+        axes = SafetyAxes.from_tensors(layers, tensors)
+        if has_axes and axes is None:
+            raise IncompatibleShiftError(
+                f"{meta_path} says the shift has safety axes but {tensor_path} holds none"
+            )
+        return cls(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """``steer()``: the one way cmrm changes a model.
 
-For every selected decoder layer ``l`` and every selected position, the layer's output becomes
-``h_l + alpha * v_l``, in the prefill and in every decoding step. Dataset-level shifts
+For every selected decoder layer ``l`` and every selected position, the layer's output ``h_l``
+becomes ``operator(h_l, alpha * v_l)`` — ``h_l + alpha * v_l`` for the paper's ``add``; the other
+operators are in :mod:`cmrm.interventions.operators` — in the prefill and in every decoding step. Dataset-level shifts
 (:class:`ShiftVectors`) use one vector per layer for the whole batch; sample-level shifts
 (:class:`SampleShift`) one vector per layer per row. Rows without an image are never shifted.
 
@@ -25,8 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .axes import SafetyAxes
 from .errors import CmrmError, IncompatibleShiftError
 from .hooks import HookSet, hidden_of, with_hidden
+from .interventions.operators import Operator, get_operator
 from .models.vlm import VLM
 from .positions import Positions, PromptLayout, check_positions, expand_rows
 from .shift import SampleShift, ShiftVectors
@@ -57,6 +60,27 @@ def _call_start(kwargs: dict[str, Any], input_ids: Tensor) -> int:
     if isinstance(mask, Tensor) and mask.ndim == 2 and mask.shape[1] > input_ids.shape[1]:
         return int(mask.shape[1] - input_ids.shape[1])
     return 0
+
+
+def _operator_and_axes(
+    operator: str | Operator, axes: SafetyAxes | None, chosen: tuple[int, ...]
+) -> tuple[Operator, SafetyAxes | None]:
+    op = get_operator(operator) if isinstance(operator, str) else operator
+    if not op.needs_axis:
+        return op, None
+    if axes is None:
+        raise IncompatibleShiftError(
+            f"operator {op.name!r} needs safety axes (the harmful-minus-benign direction of "
+            "text-only anchor states), and none were given: calibrate with `cmrm calibrate` on "
+            "anchors that carry kind harmful and benign, and use that shift"
+        )
+    missing = [layer for layer in chosen if layer not in axes.layers]
+    if missing:
+        raise IncompatibleShiftError(
+            f"operator {op.name!r}: no safety axis for layers {missing} "
+            f"(the axes cover {list(axes.layers)})"
+        )
+    return op, axes
 
 
 def _validate(
@@ -94,6 +118,8 @@ def steer(
     layers: str | int | Sequence[int] | None = "all",
     positions: str = "all",
     generated: bool = True,
+    operator: str | Operator = "add",
+    axes: SafetyAxes | None = None,
 ) -> Iterator[SteeringState]:
     """Apply CMRM inside a ``with`` block.
 
@@ -105,6 +131,8 @@ def steer(
         positions: ``"all"``, ``"text"`` or ``"last"`` (see :mod:`cmrm.positions`).
         generated: also shift generated tokens (the method as published); False shifts the
             prompt positions only, a diagnostic.
+        operator: ``add`` (the paper), ``project``, ``norm-preserving`` or ``gated``.
+        axes: safety axes for ``project``/``gated``; default: the dataset-level shift's own.
 
     Example:
         >>> with steer(vlm, ShiftVectors.load("shift/"), alpha=1.0) as state:
@@ -114,6 +142,9 @@ def steer(
         CmrmError / IncompatibleShiftError: before any hook is registered.
     """
     pos, chosen = _validate(vlm, shift, float(alpha), layers, positions)
+    if axes is None and isinstance(shift, ShiftVectors):
+        axes = shift.axes
+    op, axes = _operator_and_axes(operator, axes, chosen)
     state = SteeringState()
     image_ids = torch.tensor(sorted(vlm.image_token_ids))
 
@@ -154,13 +185,16 @@ def steer(
                 )
             batch, length = int(hidden.shape[0]), int(hidden.shape[1])
             mask = state.layout.mask(pos, state.start, length, batch, generated)
+            if alpha == 0 or not bool(mask.any()):
+                return output
             mask = mask.to(hidden.device)
             delta = vector(index, hidden)
             if delta.ndim == 1:
                 delta = delta.expand(batch, -1)
             else:
                 delta = expand_rows(delta, batch, "sample shift")
-            return with_hidden(output, hidden + mask[..., None].to(hidden.dtype) * delta[:, None])
+            axis = axes.axis(index) if axes is not None else None
+            return with_hidden(output, op(hidden, delta, mask, axis))
 
         return shift_hook
 

@@ -13,7 +13,6 @@ from .app import app, cli_errors, load_data
 if TYPE_CHECKING:
     from ..capture import ReadPosition
     from ..estimate import Contrast, Estimator
-    from ..generate import Method
     from ..models.vlm import VLM
 
 ModelArg = Annotated[
@@ -140,10 +139,17 @@ def generate(
         Path | None, typer.Option(help="Shift directory from `cmrm calibrate`.")
     ] = None,
     sample_level: Annotated[bool, typer.Option("--sample-level", help="Per-input shift.")] = False,
-    alpha: Annotated[float, typer.Option(help="Shift scale; 0 = no change.")] = 1.0,
-    positions: Annotated[str, typer.Option(help="all, text or last.")] = "all",
-    layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
-    null: Annotated[str, typer.Option(help="Null image for --sample-level.")] = "blank",
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Shift scale; 0 = no change (default: tune's recommendation, else 1)."),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(help="add (the paper), project, norm-preserving or gated."),
+    ] = None,
+    positions: Annotated[str | None, typer.Option(help="all, text or last.")] = None,
+    layers: Annotated[str | None, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = None,
+    null: Annotated[str | None, typer.Option(help="Null image for --sample-level.")] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy.")] = False,
     temperature: float = 1.0,
@@ -154,25 +160,26 @@ def generate(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Generate an answer, optionally with CMRM; the answer is streamed to stdout."""
-    from ..generate import GenerationOptions, Steering, stream_answer
-    from ..images import NullImage, load_image
+    from ..generate import GenerationOptions, stream_answer
+    from ..images import load_image
+    from ..interventions.build import InterventionOptions, build_intervention
     from ..shift import ShiftVectors
 
-    if shift is not None and sample_level:
-        raise typer.BadParameter("use either --shift DIR (dataset-level) or --sample-level")
-    method = "dataset" if shift is not None else "sample" if sample_level else "none"
     loaded = ShiftVectors.load(shift) if shift is not None else None
-    steering = Steering(
-        method=cast("Method", method),
-        alpha=alpha,
-        positions=positions,
-        layers=layers,
-        shift=loaded,
-        null=NullImage.parse(null),
+    intervention = build_intervention(
+        InterventionOptions(
+            shift=loaded,
+            sample_level=sample_level,
+            alpha=alpha,
+            operator=operator,
+            positions=positions,
+            layers=layers,
+            null=null,
+        )
     )
     options = GenerationOptions(
         max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, seed=seed
     )
     picture = load_image(image)
     vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
-    stream_answer(vlm, prompt, picture, steering, options)
+    stream_answer(vlm, prompt, picture, intervention, options)

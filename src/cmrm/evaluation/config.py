@@ -1,7 +1,8 @@
 """The configuration of an evaluation run: which cells to fill, how to judge them, and presets.
 
-A run is a grid of **cells**: one per (benchmark, method, alpha). Methods ``none`` and
-``text-only`` take no alpha, so they get one cell per benchmark. The configuration is written to
+A run is a grid of **cells**: one per (benchmark, method, operator, alpha). Baselines (``none``,
+``text-only``, ``adashield``, ``ecso``) take no operator or alpha, so they get one cell per
+benchmark; interventions (``dataset``, ``sample``) get one cell per operator and alpha. The configuration is written to
 ``RUN_DIR/config.json`` on the first run; a resumed run must match it, except for the
 :data:`RUNTIME_KEYS`, which change how the work is done but not its result.
 """
@@ -16,16 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
+from ..baselines import BASELINES
 from ..errors import ConfigError, DataError
 from ..estimate import CONTRASTS, ESTIMATORS
-from ..generate import METHODS
 from ..images import NullImage
+from ..interventions.operators import OPERATORS
+from ..methods import METHOD_NAMES
 from ..positions import check_positions
 from ..shift import library_versions
 from .store import read_json
 
-NO_ALPHA_METHODS = ("none", "text-only")
-"""Methods whose output does not depend on alpha (one cell per benchmark)."""
+NO_ALPHA_METHODS = BASELINES
+"""Methods whose output does not depend on alpha or operator (one cell per benchmark)."""
 
 FORMAT_VERSION = 1
 RUNTIME_KEYS = ("batch_size", "device", "bootstrap", "confidence")
@@ -38,17 +41,23 @@ PAPER_JUDGE_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 @dataclass(frozen=True)
 class Cell:
-    """One (benchmark, method, alpha) cell of the grid; ``alpha`` is None for alpha-free methods."""
+    """One (benchmark, method, alpha, operator) cell of the grid; ``alpha`` is None for
+    baselines."""
 
     benchmark: str
     method: str
     alpha: float | None
+    operator: str = "add"
 
     @property
     def key(self) -> str:
-        """The cell's stable string key, used in every row: ``bench::method`` or ``...@alpha``."""
+        """The cell's stable string key, used in every row: ``bench::method`` for baselines,
+        ``bench::method@alpha`` for the paper's ``add``, ``bench::method/operator@alpha``."""
         base = f"{self.benchmark}::{self.method}"
-        return base if self.alpha is None else f"{base}@{float(self.alpha)!r}"
+        if self.alpha is None:
+            return base
+        op = "" if self.operator == "add" else f"/{self.operator}"
+        return f"{base}{op}@{float(self.alpha)!r}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,9 @@ class EvalConfig:
     benchmarks: tuple[str, ...] = ()
     """Benchmark specs: a name, ``name:split``, or a generic ``.jsonl`` path."""
     methods: tuple[str, ...] = ("none", "dataset", "sample")
+    """Baselines (none, text-only, adashield, ecso) and intervention sources (dataset, sample)."""
+    operators: tuple[str, ...] = ("add",)
+    """Operators of the interventions (add = the paper; project, norm-preserving, gated)."""
     alphas: tuple[float, ...] = (1.0,)
     positions: str = "all"
     layers: str | None = None
@@ -69,9 +81,15 @@ class EvalConfig:
     anchors: str | None = None
     """Anchor benchmark spec to calibrate the dataset-level shift from (e.g. ``vlsafe:anchor``)."""
     estimator: str = "mean"
+    sequential: bool = False
+    """Calibrate in-run sequentially (layer l measured with layers < l steered)."""
+    calibration_alpha: float = 1.0
+    """Alpha at which earlier layers are steered during sequential calibration."""
     contrast: str = "null"
     null: str = "blank"
     """Null image spec: used by calibration, sample-level shifts and ``pair=null`` items."""
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Options per baseline (e.g. ``{"ecso": {"self_check": True}}``)."""
     judge: str | None = None
     """Judge for every benchmark without an override; None picks a default per benchmark."""
     judges: Mapping[str, str] = field(default_factory=dict)
@@ -102,11 +120,24 @@ class EvalConfig:
             raise ConfigError("no benchmark given; pass at least one --bench NAME|FILE.jsonl")
         if len(set(self.benchmarks)) != len(self.benchmarks):
             raise ConfigError(f"benchmarks repeat: {list(self.benchmarks)}; list each once")
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in METHOD_NAMES]
         if bad or not self.methods:
-            raise ConfigError(f"unknown method(s) {bad or '(none)'}; expected some of {METHODS}")
+            raise ConfigError(
+                f"unknown method(s) {bad or '(none)'}; expected some of {', '.join(METHOD_NAMES)}"
+            )
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError(f"methods repeat: {list(self.methods)}")
+        bad_ops = [o for o in self.operators if o not in OPERATORS]
+        if bad_ops or not self.operators or len(set(self.operators)) != len(self.operators):
+            raise ConfigError(
+                f"operators must be distinct names among {', '.join(OPERATORS)}; "
+                f"got {list(self.operators)}"
+            )
+        extra = sorted(set(self.method_options) - set(BASELINES))
+        if extra:
+            raise ConfigError(
+                f"method options for {extra}; options are for baselines ({', '.join(BASELINES)})"
+            )
         steered = any(m not in NO_ALPHA_METHODS for m in self.methods)
         if steered and not self.alphas:
             raise ConfigError("no alpha given; pass --alpha 0.5,1.0 for dataset/sample methods")
@@ -122,11 +153,11 @@ class EvalConfig:
                 f"got contrast={self.contrast!r}, estimator={self.estimator!r}"
             )
         NullImage.parse(self.null)
-        if "dataset" in self.methods and (self.shift is None) == (self.anchors is None):
+        if self.needs_shift and (self.shift is None) == (self.anchors is None):
             raise ConfigError(
-                "method 'dataset' needs exactly one of --shift DIR (a calibrated shift) or "
-                f"--anchors BENCH:anchor (calibrate here); got shift={self.shift!r}, "
-                f"anchors={self.anchors!r}"
+                "method 'dataset' (and operators project/gated) need exactly one of --shift DIR "
+                "(a calibrated shift) or --anchors BENCH:anchor (calibrate here); got "
+                f"shift={self.shift!r}, anchors={self.anchors!r}"
             )
         unknown = sorted(set(self.judges) - set(self.benchmarks))
         if unknown:
@@ -146,6 +177,12 @@ class EvalConfig:
             raise ConfigError(f"confidence must be in (0, 1), got {self.confidence}")
 
     @property
+    def needs_shift(self) -> bool:
+        """A calibrated shift is needed: dataset-level vectors, or safety axes for an operator."""
+        axes = any(OPERATORS[op].needs_axis for op in self.operators)
+        return "dataset" in self.methods or ("sample" in self.methods and axes)
+
+    @property
     def cells(self) -> tuple[Cell, ...]:
         """Every cell, benchmark-major, in method then alpha order."""
         out: list[Cell] = []
@@ -153,8 +190,9 @@ class EvalConfig:
             for method in self.methods:
                 if method in NO_ALPHA_METHODS:
                     out.append(Cell(bench, method, None))
-                else:
-                    out.extend(Cell(bench, method, float(a)) for a in self.alphas)
+                    continue
+                for op in self.operators:
+                    out.extend(Cell(bench, method, float(a), op) for a in self.alphas)
         return tuple(out)
 
     def judge_for(self, benchmark: str) -> str:
@@ -176,7 +214,7 @@ class EvalConfig:
         if unknown:
             raise ConfigError(f"unknown config key(s) {unknown}; valid keys: {', '.join(valid)}")
         values = dict(data)
-        for key in ("benchmarks", "methods", "alphas"):
+        for key in ("benchmarks", "methods", "operators", "alphas"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)

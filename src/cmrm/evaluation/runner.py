@@ -18,13 +18,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..atomic import write_json_atomic
+from ..baselines import Baseline
 from ..errors import DataError
 from ..estimate import calibrate
-from ..generate import GenerationOptions, Steering, generate_items
+from ..generate import GenerationOptions
 from ..images import NullImage
+from ..interventions.value import Intervention
 from ..items import Item
+from ..methods import Method, generate_method
 from ..shift import ShiftVectors
-from .config import EvalConfig, check_config
+from .config import Cell, EvalConfig, check_config
 from .metrics import Summary, summarise
 from .sources import (
     GetJudgeFn,
@@ -40,19 +43,25 @@ from .store import RowStore, read_json, read_rows, row_key, run_lock
 logger = logging.getLogger(__name__)
 
 GenerateFn = Callable[..., list[str]]
-"""``generate_items(vlm, items, steering, options, *, batch_size, show_progress) -> texts``."""
+"""``generate_method(vlm, items, method, options, *, batch_size, show_progress) -> texts``."""
 CalibrateFn = Callable[..., ShiftVectors]
 
 
-def _steering(
-    config: EvalConfig, method: str, alpha: float | None, shift: ShiftVectors | None
-) -> Steering:
-    return Steering(
-        method=method,  # type: ignore[arg-type]  # validated by EvalConfig
-        alpha=1.0 if alpha is None else alpha,
-        positions=config.positions,
+def method_for(config: EvalConfig, cell: Cell, shift: ShiftVectors | None) -> Method:
+    """The method of one cell: a :class:`Baseline`, or an :class:`Intervention` built from the
+    run's positions, layers, null image and contrast."""
+    if cell.alpha is None:
+        return Baseline(
+            cell.method,  # type: ignore[arg-type]  # validated by EvalConfig
+            dict(config.method_options.get(cell.method, {})),
+        )
+    return Intervention(
+        source=cell.method,  # type: ignore[arg-type]  # validated by EvalConfig
+        operator=cell.operator,
+        alpha=cell.alpha,
+        positions=config.positions,  # type: ignore[arg-type]
         layers=config.layers,
-        shift=shift if method == "dataset" else None,
+        shift=shift,
         null=NullImage.parse(config.null),
         contrast=config.contrast,  # type: ignore[arg-type]
     )
@@ -97,7 +106,7 @@ def _shift(
     calibrate_fn: CalibrateFn,
     show_progress: bool,
 ) -> ShiftVectors | None:
-    if "dataset" not in config.methods:
+    if not config.needs_shift:
         return None
     if config.shift is not None:
         return ShiftVectors.load(config.shift)
@@ -112,6 +121,9 @@ def _shift(
         estimator=config.estimator,
         layers=config.layers,
         contrast=config.contrast,
+        sequential=config.sequential,
+        calibration_alpha=config.calibration_alpha,
+        positions=config.positions,
         batch_size=config.batch_size,
         show_progress=show_progress,
     )
@@ -138,11 +150,11 @@ def _generate(
     with tqdm(total=total, desc="generating", unit="item", disable=not show_progress) as bar:
         for cell in config.cells:
             pending = todo[cell.key]
-            steering = _steering(config, cell.method, cell.alpha, shift) if pending else None
+            method = method_for(config, cell, shift) if pending else None
             for start in range(0, len(pending), config.batch_size):
                 batch = pending[start : start + config.batch_size]
                 texts = generate_fn(
-                    model.get(), batch, steering, options, batch_size=config.batch_size
+                    model.get(), batch, method, options, batch_size=config.batch_size
                 )
                 if len(texts) != len(batch):
                     raise DataError(f"generator returned {len(texts)} texts for {len(batch)} items")
@@ -153,6 +165,7 @@ def _generate(
                             "benchmark": cell.benchmark,
                             "method": cell.method,
                             "alpha": cell.alpha,
+                            **({"operator": cell.operator} if cell.alpha is not None else {}),
                             "id": item.id,
                             "item": item.to_json(),
                             "completion": text,
@@ -199,7 +212,16 @@ def _judge(
                         {
                             **{
                                 k: r[k]
-                                for k in ("cell", "benchmark", "method", "alpha", "id", "item")
+                                for k in (
+                                    "cell",
+                                    "benchmark",
+                                    "method",
+                                    "alpha",
+                                    "operator",
+                                    "id",
+                                    "item",
+                                )
+                                if k in r
                             },
                             "judge": names[key],
                             "judgment": v.to_json(),
@@ -244,7 +266,7 @@ def run_eval(
     run_dir: str | Path,
     *,
     vlm: Any = None,
-    generate_fn: GenerateFn = generate_items,
+    generate_fn: GenerateFn = generate_method,
     load_items_fn: LoadItemsFn = default_load_items,
     get_judge_fn: GetJudgeFn = default_get_judge,
     calibrate_fn: CalibrateFn = calibrate,
