@@ -17,6 +17,7 @@ from cmrm.analysis.gap import STEERED, run_gap
 from cmrm.errors import CmrmError, IncompatibleShiftError
 from cmrm.estimate import calibrate
 from cmrm.images import NullImage
+from cmrm.interventions import Intervention
 from cmrm.items import Item
 from cmrm.models import VLM
 from cmrm.shift import ShiftVectors
@@ -47,7 +48,13 @@ def test_run_gap_on_a_tiny_llava(vlm: VLM, tmp_path: Path) -> None:
     nulls = (NullImage(), NullImage.parse("noise:uniform:3"))
     out = tmp_path / "gap"
     report = run_gap(
-        vlm, items, out_dir=out, nulls=nulls, shift=shift, batch_size=5, meta={"data": "toy"}
+        vlm,
+        items,
+        out_dir=out,
+        nulls=nulls,
+        intervention=Intervention(shift=shift, positions="last"),
+        batch_size=5,
+        meta={"data": "toy"},
     )
     expected = ("text", "image", "null:blank:white", "null:noise:uniform:3", "caption", STEERED)
     assert report.variants == expected
@@ -114,7 +121,7 @@ def test_variants_get_the_right_inputs(
         items,
         out_dir=tmp_path,
         nulls=(NullImage("blank", "black"),),
-        shift=shift,
+        intervention=Intervention("dataset", positions="last", shift=shift),
         batch_size=4,
         max_samples=0,
     )
@@ -174,7 +181,9 @@ def test_shift_for_another_model_is_rejected(
     calls: list[int] = []
     monkeypatch.setattr(gap_module, "_capture", lambda *args: calls.append(1))
     with pytest.raises(IncompatibleShiftError, match="hidden size 8"):
-        run_gap(vlm, make_items(2), out_dir=tmp_path / "out", shift=other)
+        run_gap(
+            vlm, make_items(2), out_dir=tmp_path / "out", intervention=Intervention(shift=other)
+        )
     with pytest.raises(CmrmError, match="positions must be one of"):
-        run_gap(vlm, make_items(2), out_dir=tmp_path / "out", shift=shift, positions="first")
+        Intervention(shift=shift, positions="first")  # type: ignore[arg-type]
     assert not calls and not (tmp_path / "out").exists()

@@ -80,7 +80,7 @@ def test_pca_without_samples_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_summary_has_the_table_and_the_headline() -> None:
     report, _ = analysed(steered=True)
-    text = summary_markdown(report)
+    text = summary_markdown(report).split("### Null-image fidelity")[0]
     assert text.startswith("## Representation gap")
     assert "model `toy`" in text and f"{N} text-only queries" in text
     assert "largest gap is at **layer 2**" in text
@@ -105,3 +105,27 @@ def test_summary_without_steering_or_figures() -> None:
     assert text.startswith("### Representation gap")
     assert "gap closed" not in text and "CMRM" not in text
     assert "![" not in text
+
+
+def test_null_fidelity_is_measured_and_explained() -> None:
+    report, _ = analysed(steered=False)
+    fid = report.layer(2).null_fidelity["null:blank:white"]
+    assert fid.cosine > 0.95  # the null shift points the same way ...
+    assert 0.4 < fid.closed < 0.6  # ... but is half as long (offset / 2)
+    again = GapReport.from_json(report.to_json())
+    assert again.layer(2).null_fidelity["null:blank:white"] == fid
+    text = summary_markdown(report)
+    assert "### Null-image fidelity" in text and "| 2 | 1.00 / " in text
+
+
+def test_summary_recommends_contrast_image_when_the_null_image_fails() -> None:
+    rng = np.random.default_rng(1)
+    text = rng.normal(size=(2, N, HIDDEN))
+    image = text + 3.0
+    acc = GapAccumulator(range(2), max_samples=0)
+    ids = np.arange(N)
+    for name, states in {"text": text, "image": image, "null:blank:white": text}.items():
+        acc.add(name, states, ids=ids)
+    summary = summary_markdown(acc.report(probe=False))
+    assert "The null image is not the image here" in summary
+    assert "--contrast image" in summary

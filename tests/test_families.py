@@ -17,10 +17,10 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 from cmrm.capture import capture_states
 from cmrm.errors import UnsupportedModelError
 from cmrm.generate import GenerationOptions, generate_batch
-from cmrm.interventions import OPERATORS, Intervention
 from cmrm.hooks import HookSet, hook_snapshot
+from cmrm.interventions import OPERATORS, Intervention
+from cmrm.interventions.steering import steer
 from cmrm.models import FAMILIES, VLM, Batch, from_model
-from cmrm.steering import steer
 
 from .test_steer import Recorder, random_shift, reference_operator
 from .tiny_families import FAMILY_BUILDERS, PLACEHOLDERS, tiny_vlm
@@ -169,9 +169,7 @@ def test_exact_delta_through_cached_generation(family: str, positions: str, oper
     with HookSet() as hooks, torch.inference_mode():
         hooks.forward(vlm.layers.modules[0], before0)
         hooks.forward(vlm.layers.modules[layer], before)
-        with steer(
-            vlm, shift, alpha=alpha, layers=[layer], positions=positions, operator=operator
-        ):
+        with steer(vlm, shift, alpha=alpha, layers=[layer], positions=positions, operator=operator):
             hooks.forward(vlm.layers.modules[0], after0)
             hooks.forward(vlm.layers.modules[layer], after)
             vlm.model.generate(**batch.inputs, max_new_tokens=4, do_sample=False)

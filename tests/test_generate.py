@@ -52,7 +52,10 @@ def test_batched_equals_one_by_one(
     imgs = images(image)
     chosen = method_of(method, operator, kinded_shift(vlm, image))
     options = GenerationOptions(max_new_tokens=8)
-    items = [Item(id=str(i), prompt=p, image=im) for i, (p, im) in enumerate(zip(PROMPTS, imgs))]
+    items = [
+        Item(id=str(i), prompt=p, image=im)
+        for i, (p, im) in enumerate(zip(PROMPTS, imgs, strict=True))
+    ]
     batched = generate_method(vlm, items, chosen, options, batch_size=4)
     single = [generate_method(vlm, [it], chosen, options)[0] for it in items]
     assert batched == single

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from cmrm.contrast import pc1_vector
 from cmrm.errors import CmrmError, DataError, IncompatibleShiftError
-from cmrm.estimate import calibrate, pc1_vector, sample_shifts
+from cmrm.estimate import calibrate, sample_shifts
 from cmrm.hooks import HookSet, hidden_of, with_hidden
 from cmrm.images import NullImage
 from cmrm.items import Item

@@ -15,9 +15,9 @@ from cmrm.errors import CmrmError, IncompatibleShiftError, LayerResolutionError
 from cmrm.estimate import sample_shifts
 from cmrm.hooks import HookSet, hidden_of, hook_snapshot
 from cmrm.images import NullImage
+from cmrm.interventions.steering import steer
 from cmrm.models import VLM, from_model
 from cmrm.shift import SampleShift, ShiftMeta, ShiftVectors
-from cmrm.steering import steer
 
 from .tiny_models import llava_processor, tiny_llava
 

@@ -33,7 +33,7 @@ _EXPORTS = {
     "SampleShift": "shift",
     "calibrate": "estimate",
     "sample_shifts": "estimate",
-    "steer": "steering",
+    "steer": "interventions.steering",
     "Intervention": "interventions",
     "intervene": "interventions",
     "Baseline": "baselines",

@@ -1,6 +1,6 @@
 """Record hidden states of chosen decoder layers at the read position.
 
-The same hook machinery and the same layer indices as :func:`cmrm.steering.steer` (never
+The same hook machinery and the same layer indices as :func:`cmrm.interventions.steering.steer` (never
 ``output_hidden_states``, whose indices are off by one and whose last entry is normalised). When
 entered inside a ``steer`` block, the recorded states are the steered ones: the recording hooks are
 registered after the steering hooks, and forward hooks run in registration order.

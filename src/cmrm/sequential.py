@@ -23,6 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .capture import ReadPosition, capture_batch
+from .contrast import contrast_images, pc1_vector
 from .images import NullImage, load_image
 from .items import Item
 from .models.vlm import VLM
@@ -62,8 +63,7 @@ def sequential_vectors(
         text: the text-only states: ``[n_layers, 1, hidden]`` means for ``mean``, or
             ``[n_layers, N, hidden]`` per anchor for ``pc1``.
     """
-    from .estimate import contrast_images, pc1_vector
-    from .steering import steer
+    from .interventions.steering import steer
 
     order = sorted(range(len(layers)), key=lambda i: layers[i])
     done_layers: list[int] = []

@@ -31,7 +31,7 @@ from numpy.typing import DTypeLike, NDArray
 from ..errors import CmrmError
 from .metrics import ProbeResult, cosine, gap_closed, normalise, probe_accuracy, row_cosines
 from .reservoir import Reservoir
-from .results import GapReport, LayerGap, VariantGap
+from .results import GapReport, LayerGap, NullFidelity, VariantGap
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -211,6 +211,21 @@ class GapAccumulator:
             probe_note=probe.note,
         )
 
+    def _fidelity(self, pos: int, primary: str) -> dict[str, NullFidelity]:
+        """Null-image fidelity of every null variant against the real-image variant."""
+        if primary.startswith("null:") or primary not in self._moments:
+            return {}
+        text = self._moments[TEXT].mean[pos]
+        s_img = text - self._moments[primary].mean[pos]
+        norm = float(np.linalg.norm(s_img))
+        out = {}
+        for variant in self.variants:
+            if variant.startswith("null:"):
+                s_null = text - self._moments[variant].mean[pos]
+                closed = 1 - float(np.linalg.norm(s_img - s_null)) / norm if norm else math.nan
+                out[variant] = NullFidelity(cosine(s_img, s_null), closed)
+        return out
+
     def report(
         self,
         *,
@@ -240,7 +255,8 @@ class GapAccumulator:
                 by = {g.variant: g for g in gaps}
                 closed = gap_closed(by[primary].distance, by[steered].distance)
             spread = float(self._moments[TEXT].spread()[pos])
-            rows.append(LayerGap(layer, self._moments[TEXT].n, spread, gaps, closed))
+            fidelity = self._fidelity(pos, primary)
+            rows.append(LayerGap(layer, self._moments[TEXT].n, spread, gaps, closed, fidelity))
         return GapReport(
             layers=tuple(rows),
             variants=tuple(self.variants),

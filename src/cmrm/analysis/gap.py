@@ -7,7 +7,8 @@ For each batch of items the variants are, all read at the last prompt token of e
 - ``null:<spec>``: the prompt with each null image, the size of the item's image;
 - ``caption``: the prompt with the item's caption prepended in place of the image (items with a
   caption only);
-- ``image+cmrm``: with a shift, the image variant again inside :func:`cmrm.steering.steer`.
+- ``image+cmrm``: with an intervention, the image variant again under it
+  (:func:`cmrm.interventions.intervene`: dataset- or sample-level, any operator).
 
 The text-only states of a batch are always captured first, so every other variant pairs with them
 (see :class:`~cmrm.analysis.accumulator.GapAccumulator`). Outputs in ``out_dir``: ``metrics.json``,
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +37,8 @@ from .results import GapReport
 from .summary import FIGURES, summary_markdown
 
 if TYPE_CHECKING:
+    from ..interventions.value import Intervention
     from ..models.vlm import VLM
-    from ..shift import ShiftVectors
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,7 @@ def run_gap(
     out_dir: str | Path,
     layers: str | int | Sequence[int] | None = None,
     nulls: Sequence[NullImage] = (NullImage(),),
-    shift: ShiftVectors | None = None,
-    alpha: float = 1.0,
-    positions: str = "last",
+    intervention: Intervention | None = None,
     batch_size: int = 8,
     show_progress: bool = False,
     max_samples: int = 256,
@@ -120,8 +118,8 @@ def run_gap(
     Args:
         layers: decoder layers to analyse (default every layer; ``"8:16"``, ``[0, 5]``, ...).
         nulls: null images whose variants are measured too (may be empty).
-        shift: with a shift, the image variant is measured again under CMRM with ``alpha`` and
-            ``positions``, steering every layer the shift has (not only the analysed ones).
+        intervention: the image variant is measured again under it (its own layers are
+            steered, not only the analysed ones).
         max_samples / sample_layers / seed: the bounded sample kept for the probe and the scatter
             (see :class:`GapAccumulator`); ``max_samples=0`` skips both.
         meta: recorded in ``metrics.json`` (the CLI passes the data spec here).
@@ -137,15 +135,11 @@ def run_gap(
     has_images = any(item.has_image for item in items)
     if not has_images and not nulls:
         raise CmrmError("no item has an image and no null image was given: nothing to compare")
-    if shift is not None:  # fail before any forward pass, not at the first steered batch
-        from ..positions import check_positions
-
-        check_positions(positions)
-        if not math.isfinite(alpha):
-            raise CmrmError(f"alpha must be a finite number, got {alpha!r}")
-        shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+    if intervention is not None and intervention.shift is not None:
+        # fail before any forward pass, not at the first steered batch
+        intervention.shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
     base = IMAGE if has_images else null_variant(nulls[0])
-    variants = 2 + len(nulls) + (shift is not None) + any(item.caption for item in items)
+    variants = 2 + len(nulls) + (intervention is not None) + any(i.caption for i in items)
     estimate = variants * len(acc.sample_layers) * max_samples * vlm.hidden_size * 2
     logger.info(
         "gap: %d items, %d layers, up to %.0f MiB of kept samples",
@@ -156,7 +150,7 @@ def run_gap(
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="gap", unit="batch", disable=not show_progress):
         chunk = items[start : start + batch_size]
-        _analyse_batch(vlm, acc, chunk, start, chosen, nulls, base, shift, alpha, positions)
+        _analyse_batch(vlm, acc, chunk, start, chosen, nulls, base, intervention)
     info: dict[str, Any] = {
         "model": vlm.model_id,
         "items": len(items),
@@ -167,15 +161,21 @@ def run_gap(
         "seed": seed,
         **(dict(meta or {})),
     }
-    if shift is not None:
-        info.update(alpha=float(alpha), positions=positions, shift=_shift_info(shift))
+    if intervention is not None:
+        info.update(
+            alpha=float(intervention.alpha),
+            positions=intervention.positions,
+            intervention=intervention.describe(),
+        )
+        if intervention.shift is not None:
+            info["shift"] = _shift_info(intervention.shift)
     steered = STEERED if STEERED in acc.variants else None
     report = acc.report(primary=base, steered=steered, meta=info)
     write_outputs(report, acc, Path(out_dir))
     return report
 
 
-def _shift_info(shift: ShiftVectors) -> dict[str, Any]:
+def _shift_info(shift: Any) -> dict[str, Any]:
     m = shift.meta
     return {
         "source_model": m.source_model,
@@ -196,9 +196,7 @@ def _analyse_batch(
     layers: tuple[int, ...],
     nulls: Sequence[NullImage],
     base: str,
-    shift: ShiftVectors | None,
-    alpha: float,
-    positions: str,
+    intervention: Intervention | None,
 ) -> None:
     ids = np.arange(start, start + len(chunk))
     prompts = [item.prompt for item in chunk]
@@ -220,9 +218,9 @@ def _analyse_batch(
         texts = [caption_prompt(chunk[i]) for i in captioned]
         states = _capture(vlm, texts, [None] * len(captioned), layers)
         acc.add(CAPTION, states, ids=ids[captioned])
-    if shift is not None and base_inputs is not None:
-        from ..steering import steer
+    if intervention is not None and base_inputs is not None:
+        from ..interventions.apply import intervene
 
-        with steer(vlm, shift, alpha=alpha, positions=positions, layers="all"):
+        with intervene(vlm, intervention, base_inputs[0], base_inputs[1]):
             states = _capture(vlm, base_inputs[0], base_inputs[1], layers)
         acc.add(STEERED, states, ids=ids[base_inputs[2]])

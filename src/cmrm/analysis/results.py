@@ -39,6 +39,22 @@ class VariantGap:
 
 
 @dataclass(frozen=True)
+class NullFidelity:
+    """How well one null image stands in for the real images at one layer.
+
+    With ``s_img = mean(text) - mean(image)`` and ``s_null = mean(text) - mean(null)``:
+    ``cosine`` is ``cos(s_null, s_img)``; ``closed`` the fraction of the real-image gap that the
+    null shift closes, ``1 - |s_img - s_null| / |s_img|`` (1: perfect stand-in; <= 0: none).
+    """
+
+    cosine: float
+    closed: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cosine": _json_float(self.cosine), "closed": _json_float(self.closed)}
+
+
+@dataclass(frozen=True)
 class LayerGap:
     """All variants at one decoder layer; ``gap_closed`` is ``nan`` without a steered variant."""
 
@@ -47,6 +63,8 @@ class LayerGap:
     text_spread: float
     variants: tuple[VariantGap, ...]
     gap_closed: float = math.nan
+    null_fidelity: Mapping[str, NullFidelity] = field(default_factory=dict)
+    """Per null variant (``null:blank:white`` ...), when the data has real images."""
 
     def get(self, variant: str) -> VariantGap:
         for gap in self.variants:
@@ -62,6 +80,7 @@ class LayerGap:
             "text_spread": _json_float(self.text_spread),
             "gap_closed": _json_float(self.gap_closed),
             "variants": {g.variant: g.to_json() for g in self.variants},
+            "null_fidelity": {k: v.to_json() for k, v in self.null_fidelity.items()},
         }
 
 
@@ -136,6 +155,10 @@ class GapReport:
                         VariantGap(**{k: num(v) for k, v in gap.items()})
                         for gap in row["variants"].values()
                     ),
+                    null_fidelity={
+                        k: NullFidelity(num(v["cosine"]), num(v["closed"]))
+                        for k, v in row.get("null_fidelity", {}).items()
+                    },
                 )
                 for row in data["layers"]
             )

@@ -83,6 +83,51 @@ def _variant_table(report: GapReport) -> list[str]:
     return lines
 
 
+def _fidelity(report: GapReport, h: str) -> list[str]:
+    """The null-image fidelity section: a table and a plain verdict at the largest-gap layer."""
+    nulls = sorted({k for row in report.layers for k in row.null_fidelity})
+    if not nulls:
+        return []
+    header = ["layer", *(f"{v}: cos / closed" for v in nulls)]
+    lines = [f"{h}# Null-image fidelity", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    for row in report.layers:
+        cells = [
+            f"{_num(row.null_fidelity[v].cosine)} / {_pct(row.null_fidelity[v].closed)}"
+            if v in row.null_fidelity
+            else "n/a"
+            for v in nulls
+        ]
+        lines.append(f"| {row.layer} | " + " | ".join(cells) + " |")
+    row = report.layer(report.largest_gap_layer)
+    best = max(nulls, key=lambda v: row.null_fidelity[v].closed if v in row.null_fidelity else -1)
+    fid = row.null_fidelity.get(best)
+    lines.append("")
+    if fid is not None and math.isfinite(fid.closed) and fid.closed < NULL_STANDS_IN:
+        lines.append(
+            f"**The null image is not the image here.** At layer {row.layer} the best null "
+            f"variant ({best}) closes only {_pct(fid.closed)} of the real-image gap (cosine "
+            f"{_num(fid.cosine)}). A shift calibrated with null images will under-correct real "
+            "ones: calibrate with the real anchor images instead (`cmrm calibrate ... "
+            "--contrast image`)."
+        )
+    elif fid is not None:
+        lines.append(
+            f"At layer {row.layer} the null variant {best} closes {_pct(fid.closed)} of the "
+            f"real-image gap (cosine {_num(fid.cosine)}): it stands in for real images well "
+            "enough for `--contrast null`."
+        )
+    lines.append(
+        "cos: cosine between the null-image shift and the real-image shift (text-only minus "
+        "each centroid); closed: the fraction of the real-image gap the null shift closes."
+    )
+    return [*lines, ""]
+
+
+NULL_STANDS_IN = 0.5
+"""Below this fraction of the real-image gap closed, the summary recommends ``--contrast image``."""
+
+
 def summary_markdown(
     report: GapReport, *, figures: Mapping[str, str] | None = None, level: int = 2
 ) -> str:
@@ -112,6 +157,7 @@ def summary_markdown(
     lines += [*_main_table(report), ""]
     lines += [f"{h}# Every variant: distance (spreads) / probe accuracy", ""]
     lines += [*_variant_table(report), ""]
+    lines += _fidelity(report, h)
     lines.append(
         "Distance: between centroids, in units of the text-only states' RMS spread. Probe: "
         "cross-validated accuracy of a logistic regression separating text-only from variant "

@@ -12,7 +12,7 @@ from .app import app, cli_errors, load_data
 
 if TYPE_CHECKING:
     from ..capture import ReadPosition
-    from ..estimate import Contrast, Estimator
+    from ..contrast import Contrast, Estimator
     from ..models.vlm import VLM
 
 ModelArg = Annotated[
@@ -85,6 +85,19 @@ def calibrate(
     ] = "blank",
     estimator: Annotated[str, typer.Option(help="mean or pc1.")] = "mean",
     contrast: Annotated[str, typer.Option(help="null (paper) or image.")] = "null",
+    sequential: Annotated[
+        bool,
+        typer.Option(
+            "--sequential",
+            help="Measure layer l with layers < l already steered (no compounding).",
+        ),
+    ] = False,
+    alpha: Annotated[
+        float, typer.Option(help="With --sequential: alpha at which earlier layers are steered.")
+    ] = 1.0,
+    positions: Annotated[
+        str, typer.Option(help="With --sequential: positions steered while calibrating.")
+    ] = "all",
     layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
     read: Annotated[str, typer.Option(help="Read position: last or mean.")] = "last",
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -111,6 +124,9 @@ def calibrate(
         layers=layers,
         contrast=cast("Contrast", contrast),
         read=cast("ReadPosition", read),
+        sequential=sequential,
+        calibration_alpha=alpha,
+        positions=positions,
         batch_size=batch_size,
         show_progress=True,
     )
@@ -121,6 +137,8 @@ def calibrate(
                 "output": str(output),
                 "layers": len(shift.layers),
                 "anchors": len(items),
+                "sequential": sequential,
+                "safety_axes": shift.axes is not None,
                 "norms": shift.norms(),
             }
         )

@@ -24,7 +24,22 @@ def eval_command(
         typer.Option("--bench", help="Benchmark name, NAME:split or FILE.jsonl; repeat."),
     ] = None,
     method: Annotated[
-        str | None, typer.Option(help="Comma list of none,dataset,sample,text-only.")
+        str | None,
+        typer.Option(
+            help="Comma list of baselines none,text-only,adashield,ecso and interventions "
+            "dataset,sample (default: none,dataset,sample)."
+        ),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list of operators for dataset/sample: add (the paper), project, "
+            "norm-preserving, gated (default: add)."
+        ),
+    ] = None,
+    method_option: Annotated[
+        list[str] | None,
+        typer.Option(help="BASELINE.KEY=VALUE, e.g. ecso.self_check=true."),
     ] = None,
     alpha: Annotated[
         str | None, typer.Option(help="Comma list of alphas for dataset/sample.")
@@ -38,6 +53,10 @@ def eval_command(
         str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
     ] = None,
     estimator: Annotated[str | None, typer.Option(help="mean or pc1 (with --anchors).")] = None,
+    sequential: Annotated[
+        bool | None,
+        typer.Option("--sequential/--independent", help="Sequential calibration (with --anchors)."),
+    ] = None,
     contrast: Annotated[
         str | None, typer.Option(help="null (the paper: text vs null image) or image.")
     ] = None,
@@ -86,6 +105,8 @@ def eval_command(
         judge_model=judge_model,
         benches=bench or (),
         methods=method,
+        operators=operator,
+        method_options=method_option or (),
         alphas=alpha,
         judges=judge or (),
         roots=root or (),
@@ -96,6 +117,7 @@ def eval_command(
         shift=shift,
         anchors=anchors,
         estimator=estimator,
+        sequential=sequential,
         contrast=contrast,
         null=null,
         limit=limit,

@@ -27,8 +27,23 @@ def gap(
     shift: Annotated[
         Path | None, typer.Option(help="Also measure the gap under this shift.")
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Shift scale with --shift.")] = 1.0,
-    positions: Annotated[str, typer.Option(help="Steered positions with --shift.")] = "last",
+    sample_level: Annotated[
+        bool, typer.Option("--sample-level", help="Also measure under sample-level CMRM.")
+    ] = False,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="Shift scale (default: tune's recommendation, else 1)."),
+    ] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="add (the paper), project, norm-preserving or gated.")
+    ] = None,
+    positions: Annotated[
+        str | None, typer.Option(help="Steered positions (default: recommended, else last).")
+    ] = None,
+    steer_layers: Annotated[
+        str | None,
+        typer.Option(help="Layers to steer (default: recommended, else all the shift has)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use at most N items.")] = None,
     root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -43,10 +58,22 @@ def gap(
     """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
     from ..analysis.gap import run_gap
     from ..images import NullImage
+    from ..interventions.build import InterventionOptions, build_intervention
     from ..shift import ShiftVectors
 
     nulls = tuple(NullImage.parse(spec) for spec in null.split(",") if spec.strip())
     loaded = ShiftVectors.load(shift) if shift is not None else None
+    intervention = build_intervention(
+        InterventionOptions(
+            shift=loaded,
+            sample_level=sample_level,
+            alpha=alpha,
+            operator=operator,
+            positions=positions,
+            layers=steer_layers,
+            default_positions="last",
+        )
+    )
     items = load_data(data, root=root, limit=limit)
     vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
     report = run_gap(
@@ -55,9 +82,7 @@ def gap(
         out_dir=output,
         layers=layers,
         nulls=nulls,
-        shift=loaded,
-        alpha=alpha,
-        positions=positions,
+        intervention=intervention,
         batch_size=batch_size,
         show_progress=True,
         max_samples=max_samples,

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..baselines import BASELINES
+from ..contrast import CONTRASTS, ESTIMATORS
 from ..errors import ConfigError, DataError
-from ..estimate import CONTRASTS, ESTIMATORS
 from ..images import NullImage
 from ..interventions.operators import OPERATORS
 from ..methods import METHOD_NAMES

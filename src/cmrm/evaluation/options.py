@@ -96,6 +96,8 @@ def build_config(
     judge_model: str | None = None,
     benches: Sequence[str] = (),
     methods: str | None = None,
+    operators: str | None = None,
+    method_options: Sequence[str] = (),
     alphas: str | None = None,
     judges: Sequence[str] = (),
     roots: Sequence[str] = (),
@@ -117,6 +119,10 @@ def build_config(
         given["benchmarks"] = tuple(b for spec in benches for b in split_list(spec))
     if methods is not None:
         given["methods"] = split_list(methods)
+    if operators is not None:
+        given["operators"] = split_list(operators)
+    if method_options:
+        given["method_options"] = parse_options(method_options, "--method-option")
     if alphas is not None:
         given["alphas"] = parse_alphas(alphas)
     judge, per_bench = parse_keyed(judges, "--judge")

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..estimate import sample_shifts
 from ..models.vlm import VLM
-from ..steering import steer
+from .steering import steer
 from .value import Intervention
 
 

@@ -30,6 +30,8 @@ class InterventionOptions:
     null: str | None = None
     contrast: str | None = None
     generated: bool = True
+    default_positions: str = "all"
+    """Positions when neither the user nor a recommendation names them."""
 
 
 def recommended(shift: ShiftVectors | None) -> Mapping[str, Any] | None:
@@ -71,7 +73,7 @@ def build_intervention(options: InterventionOptions) -> Intervention | None:
         operator=o.operator or str(rec.get("operator", "add")),
         alpha=float(o.alpha if o.alpha is not None else rec.get("alpha", 1.0)),
         layers=tuple(layers) if isinstance(layers, list) else layers,
-        positions=(o.positions or str(rec.get("positions", "all"))),  # type: ignore[arg-type]
+        positions=(o.positions or str(rec.get("positions", o.default_positions))),  # type: ignore[arg-type]
         generated=o.generated,
         shift=o.shift,
         null=NullImage.parse(o.null or str(rec.get("null", "blank"))),

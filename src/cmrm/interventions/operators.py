@@ -4,7 +4,7 @@ Every operator maps the hidden states of one decoder-layer call, ``hidden [B, T,
 shift of each row, ``delta [B, H]`` (``alpha * v_l``, dataset- or sample-level), and the mask of
 steered positions ``mask [B, T]`` to new hidden states. Positions outside the mask come back bit
 for bit (``torch.where``), and ``alpha = 0`` is the identity for every operator (the hook is not
-even run, see :func:`cmrm.steering.steer`).
+even run, see :func:`cmrm.interventions.steering.steer`).
 
 - ``add`` — the paper (Liu et al. 2024, CMRM): ``h + alpha * v``.
 - ``project`` — ShiftDC-style (Zou et al. 2025, arXiv 2502.13095): only the component of the

@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from ..contrast import CONTRASTS, Contrast
 from ..errors import CmrmError
-from ..estimate import CONTRASTS, Contrast
 from ..images import NullImage
 from ..positions import Positions, check_positions
 from ..shift import ShiftVectors

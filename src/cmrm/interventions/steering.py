@@ -26,13 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .axes import SafetyAxes
-from .errors import CmrmError, IncompatibleShiftError
-from .hooks import HookSet, hidden_of, with_hidden
-from .interventions.operators import Operator, get_operator
-from .models.vlm import VLM
-from .positions import Positions, PromptLayout, check_positions, expand_rows
-from .shift import SampleShift, ShiftVectors
+from ..axes import SafetyAxes
+from ..errors import CmrmError, IncompatibleShiftError
+from ..hooks import HookSet, hidden_of, with_hidden
+from ..models.vlm import VLM
+from ..positions import Positions, PromptLayout, check_positions, expand_rows
+from ..shift import SampleShift, ShiftVectors
+from .operators import Operator, get_operator
 
 
 @dataclass

@@ -1,0 +1,95 @@
+"""Sequential calibration does not compound; safety axes come from kinded anchors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cmrm.capture import capture_states
+from cmrm.errors import IncompatibleShiftError
+from cmrm.estimate import calibrate
+from cmrm.images import NullImage
+from cmrm.interventions.steering import steer
+from cmrm.items import Item
+from cmrm.models import VLM
+from cmrm.shift import ShiftVectors
+
+
+def anchors() -> list[Item]:
+    colours = ["red", "blue", "green", "yellow", "purple", "orange"]
+    prompts = ["w1 w2 w3", "w4 w5", "w6 w7 w8 w9", "w10", "w11 w12", "w13 w14 w15"]
+    return [
+        Item(
+            id=str(i),
+            prompt=p,
+            image=Image.new("RGB", (40 + 4 * i, 30), colours[i]),
+            kind="harmful" if i % 2 else "benign",
+        )
+        for i, p in enumerate(prompts)
+    ]
+
+
+def steered_gap(vlm: VLM, shift: ShiftVectors, items: list[Item]) -> torch.Tensor:
+    """Per layer, |mean steered null-image state - mean text-only state| at the last token."""
+    prompts = [item.prompt for item in items]
+    nulls = [NullImage().like(item.image, vlm.image_mean) for item in items]  # type: ignore[arg-type]
+    text = capture_states(vlm, prompts, [None] * len(items))
+    with steer(vlm, shift, alpha=1.0, positions="all"):
+        steered = capture_states(vlm, prompts, nulls)
+    return (steered.mean(dim=1) - text.mean(dim=1)).norm(dim=-1)
+
+
+@pytest.mark.parametrize("estimator", ["mean"])
+def test_sequential_matches_text_only_at_every_layer(vlm: VLM, estimator: str) -> None:
+    items = anchors()
+    sequential = calibrate(vlm, items, sequential=True, positions="all", batch_size=4)
+    independent = calibrate(vlm, items, batch_size=4)
+    text_norm = capture_states(vlm, [i.prompt for i in items], [None] * len(items)).norm(dim=-1)
+    scale = float(text_norm.mean())
+    seq_gap = steered_gap(vlm, sequential, items)
+    ind_gap = steered_gap(vlm, independent, items)
+    assert float(seq_gap.max()) < 1e-4 * scale, seq_gap
+    # layer 0 is the same either way; later layers compound without the sequential estimate
+    torch.testing.assert_close(sequential.vectors[0], independent.vectors[0])
+    assert float(ind_gap[1:].max()) > 1e-2 * scale, ind_gap
+    assert sequential.meta.sequential and sequential.meta.calibration["alpha"] == 1.0
+    assert not independent.meta.sequential
+
+
+def test_sequential_is_recorded_and_round_trips(vlm: VLM, tmp_path: Path) -> None:
+    shift = calibrate(vlm, anchors(), sequential=True, calibration_alpha=0.5, positions="last")
+    loaded = ShiftVectors.load(shift.save(tmp_path / "s"))
+    assert loaded.meta.sequential
+    assert dict(loaded.meta.calibration) == {"alpha": 0.5, "positions": "last", "operator": "add"}
+    torch.testing.assert_close(loaded.vectors, shift.vectors)
+    assert loaded.axes is not None and shift.axes is not None
+    torch.testing.assert_close(loaded.axes.directions, shift.axes.directions)
+    torch.testing.assert_close(loaded.axes.reference, shift.axes.reference)
+
+
+def test_safety_axes_are_the_normalised_kind_difference(vlm: VLM) -> None:
+    items = anchors()
+    shift = calibrate(vlm, items, batch_size=4)
+    text = capture_states(vlm, [i.prompt for i in items], [None] * len(items))
+    harmful = text[:, [i for i, it in enumerate(items) if it.kind == "harmful"]].mean(dim=1)
+    benign = text[:, [i for i, it in enumerate(items) if it.kind == "benign"]].mean(dim=1)
+    direction = (harmful - benign) / (harmful - benign).norm(dim=-1, keepdim=True)
+    assert shift.axes is not None
+    torch.testing.assert_close(shift.axes.directions, direction, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        shift.axes.reference, (harmful * direction).sum(-1), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_no_axes_without_both_kinds(vlm: VLM) -> None:
+    items = [Item(id=it.id, prompt=it.prompt, image=it.image) for it in anchors()]
+    shift = calibrate(vlm, items)
+    assert shift.axes is None
+    with (
+        pytest.raises(IncompatibleShiftError, match="needs safety axes"),
+        steer(vlm, shift, operator="project"),
+    ):
+        pass
