@@ -6,6 +6,7 @@ from . import demo as _demo  # noqa: F401  (registers `cmrm demo`)
 from . import evaluate as _evaluate  # noqa: F401  (registers eval, report)
 from . import gap as _gap  # noqa: F401  (registers `cmrm gap`)
 from . import organism as _organism  # noqa: F401  (registers `cmrm organism`)
+from . import tune as _tune  # noqa: F401  (registers `cmrm tune`)
 from .app import app
 
 __all__ = ["app"]

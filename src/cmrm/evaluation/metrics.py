@@ -104,6 +104,7 @@ class CellSummary:
             "benchmark": self.cell.benchmark,
             "method": self.cell.method,
             "alpha": self.cell.alpha,
+            "operator": self.cell.operator if self.cell.alpha is not None else None,
             "judge": self.judge,
             "n": self.n,
             "expected": self.expected,
@@ -112,7 +113,7 @@ class CellSummary:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CellSummary:
-        cell = Cell(data["benchmark"], data["method"], data["alpha"])
+        cell = Cell(data["benchmark"], data["method"], data["alpha"], data.get("operator") or "add")
         metrics = {k: Estimate(**v) for k, v in data["metrics"].items()}
         return cls(cell, data["judge"], data["n"], data["expected"], metrics)
 

@@ -34,6 +34,7 @@ from .sources import (
     LoadItemsFn,
     build_judges,
     check_anchor_leak,
+    check_tuning_leak,
     default_get_judge,
     default_load_items,
     load_benchmark,
@@ -311,6 +312,9 @@ def run_eval(
                 check_anchor_leak(config.anchors, anchors, bench, its)
         model = _Model(config, vlm)
         shift = _shift(config, run_dir, model, anchors, calibrate_fn, show_progress)
+        if shift is not None:
+            for bench, its in items.items():
+                check_tuning_leak(shift.meta.extra, bench, its)
         _generate(config, run_dir, items, model, shift, generate_fn, show_progress)
         model.release()
         _judge(config, run_dir, items, get_judge_fn, show_progress)

@@ -111,3 +111,23 @@ def build_judges(
         if name not in built:
             built[name] = get_judge_fn(name, **dict(config.judge_options.get(name, {})))
     return built
+
+
+def check_tuning_leak(
+    shift_meta_extra: Mapping[str, Any], spec: str, items: Sequence[Item]
+) -> None:
+    """Raise ConfigError if ``items`` share prompts with the anchors or validation benchmarks
+    that ``cmrm tune`` chose the shift's recommended setting on (``extra.tuned_on``)."""
+    import hashlib
+
+    tuned = shift_meta_extra.get("tuned_on")
+    if not isinstance(tuned, Mapping):
+        return
+    guard = set(tuned.get("prompt_hashes", ()))
+    shared = [i.id for i in items if hashlib.sha256(i.prompt.encode()).hexdigest()[:16] in guard]
+    if shared:
+        raise ConfigError(
+            f"benchmark {spec!r} shares {len(shared)} prompt(s) with the data the shift was tuned "
+            f"on (anchors {tuned.get('anchors')!r}, validation {tuned.get('val')}; e.g. "
+            f"{shared[:3]}); evaluate on held-out data only"
+        )

@@ -1,0 +1,377 @@
+"""``cmrm tune``: calibrate, search the settings on validation benchmarks, recommend one.
+
+Layout of the output directory ``DIR``:
+
+- ``shift.safetensors`` + ``shift.json``: the vectors of the recommended setting's calibration,
+  with ``recommended`` (used by generate/eval/gap/serve when ``--shift DIR`` comes without
+  ``--alpha``/``--operator``) and ``extra.tuned_on`` (hashes of the anchor and validation
+  prompts: ``cmrm eval`` refuses to evaluate on them);
+- ``variants/<key>/``: every calibration the search used (independent / sequential ...);
+- ``trials/<setting>/``: one ordinary ``cmrm eval`` run directory per setting (resumable), and
+  ``trials/baselines/`` (``none`` and ``text-only``);
+- ``tune.jsonl``: one row per finished setting (its metrics and score), appended as it finishes;
+- ``tune.json``: the objective, constraints, grid, baseline and recommendation;
+- ``pareto.png``: safety against utility cost for every setting, the front and the choice.
+
+Re-running the same command resumes: finished settings are read back, unfinished ones continue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..atomic import write_json_atomic
+from ..errors import ConfigError
+from ..evaluation.config import EvalConfig
+from ..evaluation.runner import run_eval
+from ..evaluation.sources import check_anchor_leak, default_load_items
+from ..evaluation.store import RowStore, read_json, run_lock
+from ..items import Item
+from ..shift import ShiftVectors, library_versions
+from .objective import Objective, Score, TrialMetrics, rank_key
+from .space import Setting, TuneSpace, Variant
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """Everything that decides the result of ``cmrm tune``."""
+
+    model: str = "organism"
+    anchors: str = ""
+    val: tuple[str, ...] = ()
+    space: TuneSpace = field(default_factory=TuneSpace)
+    objective: Objective = field(default_factory=Objective)
+    null: str = "blank"
+    limit: int | None = None
+    """Validation items per benchmark."""
+    anchor_limit: int | None = None
+    max_new_tokens: int = 64
+    batch_size: int = 8
+    budget: int | None = None
+    """At most this many settings (breadth-first by alpha; see :mod:`cmrm.tuning.space`)."""
+    early_stop: float = 0.25
+    """Skip a group's larger alphas once a setting's degenerate output grows by this much."""
+    seed: int = 0
+    judge: str | None = None
+    judges: Mapping[str, str] = field(default_factory=dict)
+    judge_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    root: str | None = None
+    roots: Mapping[str, str] = field(default_factory=dict)
+    bench_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    dtype: str | None = None
+    device: str | None = None
+    layers_path: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.anchors:
+            raise ConfigError("tune needs --anchors BENCH (the calibration set)")
+        if not self.val:
+            raise ConfigError(
+                "tune needs at least one --val BENCH: validation benchmarks, disjoint from the "
+                "anchors and from every set you will evaluate on"
+            )
+        if len(set(self.val)) != len(self.val) or self.anchors in self.val:
+            raise ConfigError(
+                f"validation benchmarks must be distinct and not the anchors; got {list(self.val)}"
+            )
+        for name, value in (("limit", self.limit), ("budget", self.budget)):
+            if value is not None and value < 1:
+                raise ConfigError(f"tune: {name} must be at least 1, got {value}")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ConfigError("tune: batch size and max new tokens must be at least 1")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("judges", "judge_options", "roots", "bench_options"):
+            out[key] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in out[key].items()}
+        return out
+
+    def eval_config(self, **fields: Any) -> EvalConfig:
+        """An ordinary eval configuration over the validation benchmarks."""
+        return EvalConfig(
+            model=self.model,
+            benchmarks=self.val,
+            null=self.null,
+            judge=self.judge,
+            judges=dict(self.judges),
+            judge_options={k: dict(v) for k, v in self.judge_options.items()},
+            root=self.root,
+            roots=dict(self.roots),
+            bench_options={k: dict(v) for k, v in self.bench_options.items()},
+            limit=self.limit,
+            max_new_tokens=self.max_new_tokens,
+            seed=self.seed,
+            dtype=self.dtype,
+            layers_path=self.layers_path,
+            trust_remote_code=self.trust_remote_code,
+            batch_size=self.batch_size,
+            device=self.device,
+            **fields,
+        )
+
+
+RUNTIME = ("batch_size", "device", "budget")
+"""Keys that may change on resume (a larger budget continues the same search)."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A finished setting: its validation metrics and score."""
+
+    setting: Setting
+    metrics: TrialMetrics
+    score: Score
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cell": "tune",
+            "id": self.setting.key,
+            "setting": self.setting.to_json(),
+            "metrics": self.metrics.to_json(),
+            "score": self.score.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> Trial:
+        return cls(
+            Setting.from_json(row["setting"]),
+            TrialMetrics.from_json(row["metrics"]),
+            Score(**row["score"]),
+        )
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What the search found."""
+
+    recommended: Trial
+    trials: tuple[Trial, ...]
+    baseline: TrialMetrics
+    text_only: TrialMetrics
+    out_dir: Path
+
+    @property
+    def feasible(self) -> int:
+        return sum(t.score.feasible for t in self.trials)
+
+
+class _Data:
+    """Validation items and anchors, loaded once and handed to every trial's eval run."""
+
+    def __init__(self, config: TuneConfig) -> None:
+        self.config = config
+        self.cache: dict[str, list[Item]] = {}
+
+    def load(
+        self, spec: str, *, root: Any = None, limit: int | None = None, **kw: Any
+    ) -> list[Item]:
+        key = f"{spec}|{limit}"
+        if key not in self.cache:
+            self.cache[key] = default_load_items(spec, root=root, limit=limit, **kw)
+        return self.cache[key]
+
+    def anchors(self) -> list[Item]:
+        c = self.config
+        return self.load(
+            c.anchors,
+            root=c.roots.get(c.anchors, c.root),
+            limit=c.anchor_limit,
+            seed=c.seed,
+            **dict(c.bench_options.get(c.anchors, {})),
+        )
+
+    def val(self, spec: str) -> list[Item]:
+        c = self.config
+        return self.load(
+            spec,
+            root=c.roots.get(spec, c.root),
+            limit=c.limit,
+            seed=c.seed,
+            **dict(c.bench_options.get(spec, {})),
+        )
+
+
+def prompt_hashes(items: Sequence[Item]) -> list[str]:
+    """Short hashes of the prompts (recorded so that eval can refuse to evaluate on them)."""
+    return sorted({hashlib.sha256(i.prompt.encode()).hexdigest()[:16] for i in items})
+
+
+def _check_config(out_dir: Path, config: TuneConfig) -> None:
+    path = out_dir / "tune_config.json"
+    plain = json.loads(json.dumps(config.to_json()))  # tuples as lists, as stored
+    mine = {k: v for k, v in plain.items() if k not in RUNTIME}
+    if path.exists():
+        stored = read_json(path)
+        theirs = {k: v for k, v in stored["config"].items() if k not in RUNTIME}
+        changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if changed:
+            raise ConfigError(
+                f"{out_dir} holds a tune run with a different configuration (differing: "
+                f"{', '.join(changed)}); re-run with the original options or use a new -o DIR"
+            )
+        return
+    write_json_atomic(path, {"config": config.to_json(), "versions": library_versions()})
+
+
+class _Search:
+    """One tune run: calibrations on demand, a trial per setting, scored against the baseline."""
+
+    def __init__(self, config: TuneConfig, out_dir: Path, vlm: Any, show_progress: bool) -> None:
+        self.config, self.out, self.vlm, self.show = config, out_dir, vlm, show_progress
+        self.data = _Data(config)
+        self.shifts: dict[str, ShiftVectors] = {}
+
+    def variant(self, variant: Variant) -> tuple[ShiftVectors, Path]:
+        from ..estimate import calibrate
+        from ..images import NullImage
+
+        where = self.out / "variants" / variant.key
+        if variant.key not in self.shifts:
+            if (where / "shift.json").exists():
+                self.shifts[variant.key] = ShiftVectors.load(where)
+            else:
+                shift = calibrate(
+                    self.vlm,
+                    self.data.anchors(),
+                    null=NullImage.parse(self.config.null),
+                    estimator=variant.estimator,  # type: ignore[arg-type]
+                    contrast=variant.contrast,  # type: ignore[arg-type]
+                    layers=None if variant.band == "all" else variant.band,
+                    sequential=variant.sequential,
+                    positions=variant.positions,
+                    batch_size=self.config.batch_size,
+                )
+                shift.save(where)
+                self.shifts[variant.key] = shift
+        return self.shifts[variant.key], where
+
+    def evaluate(self, name: str, eval_config: EvalConfig) -> TrialMetrics:
+        summary = run_eval(
+            eval_config, self.out / "trials" / name, vlm=self.vlm, load_items_fn=self.data.load
+        )
+        return TrialMetrics.from_summary(summary)
+
+    def baselines(self) -> tuple[TrialMetrics, TrialMetrics]:
+        config = self.config.eval_config(methods=("none", "text-only"))
+        summary = run_eval(
+            config, self.out / "trials" / "baselines", vlm=self.vlm, load_items_fn=self.data.load
+        )
+        by_method: dict[str, list[Any]] = {"none": [], "text-only": []}
+        for cell in summary.cells:
+            by_method[cell.cell.method].append(cell)
+        return (
+            TrialMetrics.from_summary(replace(summary, cells=tuple(by_method["none"]))),
+            TrialMetrics.from_summary(replace(summary, cells=tuple(by_method["text-only"]))),
+        )
+
+    def trial(self, setting: Setting, base: TrialMetrics) -> Trial:
+        _, where = self.variant(setting.variant)
+        config = self.config.eval_config(
+            methods=(setting.source,),
+            operators=(setting.operator,),
+            alphas=(setting.alpha,),
+            positions=setting.positions,
+            layers=setting.layers,
+            shift=str(where),
+        )
+        metrics = self.evaluate(setting.key, config)
+        return Trial(setting, metrics, self.config.objective.score(metrics, base))
+
+
+def run_tune(
+    config: TuneConfig, out_dir: str | Path, *, vlm: Any = None, show_progress: bool = False
+) -> TuneResult:
+    """Search ``config.space`` on the validation benchmarks and write the recommendation.
+
+    Raises:
+        ConfigError: bad configuration, validation overlapping the anchors, or a different
+            configuration already in ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        _check_config(out, config)
+        search = _Search(config, out, vlm, show_progress)
+        anchors = search.data.anchors()
+        for spec in config.val:
+            check_anchor_leak(config.anchors, anchors, spec, search.data.val(spec))
+        if search.vlm is None:
+            from ..models import load_vlm
+
+            search.vlm = load_vlm(
+                config.model,
+                dtype=config.dtype,
+                device=config.device,
+                layers_path=config.layers_path,
+                trust_remote_code=config.trust_remote_code,
+            )
+        base, text_only = search.baselines()
+        trials = _search(search, base)
+        best = min(trials, key=lambda t: rank_key(t.score))
+        result = TuneResult(best, tuple(trials), base, text_only, out)
+        _write(search, result)
+    return result
+
+
+def _search(search: _Search, base: TrialMetrics) -> list[Trial]:
+    config = search.config
+    store = RowStore(search.out / "tune.jsonl")
+    done = {row["id"]: Trial.from_json(row) for row in store.rows()}
+    settings = config.space.settings(search.vlm.num_layers)
+    if config.budget is not None:
+        settings = settings[: config.budget]
+    stopped: set[tuple[Any, ...]] = set()
+    trials: list[Trial] = []
+    bar = tqdm(settings, desc="tuning", unit="setting", disable=not search.show)
+    for setting in bar:
+        if setting.group in stopped:
+            continue
+        trial = done.get(setting.key)
+        if trial is None:
+            trial = search.trial(setting, base)
+            store.append([trial.to_json()])
+        trials.append(trial)
+        if trial.score.degenerate_gained > config.early_stop:
+            stopped.add(setting.group)  # larger alphas of this group only break more
+    if not trials:
+        raise ConfigError("tune ran no setting; raise --budget")
+    return trials
+
+
+def _write(search: _Search, result: TuneResult) -> None:
+    from .report import pareto_figure, tune_json
+
+    best = result.recommended
+    shift, _ = search.variant(best.setting.variant)
+    data = search.data
+    guard = prompt_hashes([*data.anchors(), *(i for s in search.config.val for i in data.val(s))])
+    recommended = {
+        **best.setting.to_json(),
+        "null": search.config.null,
+        "feasible": best.score.feasible,
+        "objective": best.score.objective,
+    }
+    extra = {
+        **dict(shift.meta.extra),
+        "tuned_on": {
+            "anchors": search.config.anchors,
+            "val": list(search.config.val),
+            "prompt_hashes": guard,
+        },
+    }
+    meta = replace(shift.meta, recommended=recommended, extra=extra)
+    replace(shift, meta=meta).save(search.out)
+    write_json_atomic(search.out / "tune.json", tune_json(search.config, result))
+    pareto_figure(result, search.out / "pareto.png")
+    logger.info("tune: recommended %s (feasible: %s)", best.setting.key, best.score.feasible)
