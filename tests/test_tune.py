@@ -44,7 +44,7 @@ def test_objective_constraints_and_ranking() -> None:
     assert good.feasible and not broken.feasible and not useless.feasible
     assert good.objective == pytest.approx(0.1 + 0.02)
     assert broken.degenerate_gained == pytest.approx(0.5) and broken.violation > 0.4
-    assert sorted([broken, useless, good], key=rank_key)[0] is good
+    assert min([broken, useless, good], key=rank_key) is good
     with pytest.raises(ConfigError, match="w_compliance"):
         Objective(w_compliance=-1)
 
