@@ -1,8 +1,9 @@
 """Wall-time overhead of CMRM steering on ``generate``, measured side by side in one run.
 
 Builds a random-weight LLaVA (Llama decoder; ~100M parameters by default, a LLaVA-1.5-7B shape
-with ``--shape 7b`` on a GPU), then times vanilla generation, dataset-level steering and
-sample-level steering (which includes its two extra prefill passes), for batch 1 and 8, with
+with ``--shape 7b`` on a GPU), then times vanilla generation against dataset-level and
+sample-level steering (the latter includes its two extra prefill passes) with **every operator**
+(``add``, ``project``, ``norm-preserving``, ``gated``), for batch 1 and 8, with
 ``--new-tokens`` greedy tokens (EOS disabled so every run generates the same number). Rounds are
 interleaved and the median is reported, so drifting machine load hits every variant alike.
 
@@ -25,7 +26,9 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cmrm.generate import GenerationOptions, Steering, generate_batch
+from cmrm.axes import SafetyAxes
+from cmrm.generate import GenerationOptions, generate_batch
+from cmrm.interventions import OPERATORS, Intervention
 from cmrm.models import VLM, from_model
 from cmrm.shift import ShiftMeta, ShiftVectors
 from tests.tiny_models import SPECIALS, VISION, llava_processor
@@ -74,12 +77,19 @@ def random_shift(vlm: VLM) -> ShiftVectors:
         hidden_size=vlm.hidden_size,
         num_layers=vlm.num_layers,
     )
+    layers = tuple(range(vlm.num_layers))
     vectors = 0.01 * torch.randn(vlm.num_layers, vlm.hidden_size)
-    return ShiftVectors(layers=tuple(range(vlm.num_layers)), vectors=vectors, meta=meta)
+    directions = torch.nn.functional.normalize(torch.randn(vlm.num_layers, vlm.hidden_size), dim=-1)
+    axes = SafetyAxes(layers, directions, torch.zeros(vlm.num_layers))
+    return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
 def timed(
-    vlm: VLM, prompts: list[str], images: list[Any], steering: Steering, options: GenerationOptions
+    vlm: VLM,
+    prompts: list[str],
+    images: list[Any],
+    steering: Intervention | None,
+    options: GenerationOptions,
 ) -> float:
     if vlm.device.type == "cuda":
         torch.cuda.synchronize()
@@ -107,15 +117,15 @@ def main() -> None:
         f"{args.new_tokens} new tokens, median of {args.rounds} interleaved rounds (order rotated)"
     )
     options = GenerationOptions(max_new_tokens=args.new_tokens)
-    variants = {
-        "vanilla": Steering(),
-        "dataset": Steering("dataset", alpha=1.0, shift=random_shift(vlm)),
-        "sample": Steering("sample", alpha=1.0),
-    }
+    shift = random_shift(vlm)
+    variants: dict[str, Intervention | None] = {"vanilla": None}
+    for op in OPERATORS:
+        variants[f"dataset/{op}"] = Intervention("dataset", operator=op, shift=shift)
+        variants[f"sample/{op}"] = Intervention("sample", operator=op, shift=shift)
     image = Image.new("RGB", (28, 28), "white")
     print(
-        f"{'batch':>5}  {'vanilla s':>9}  {'dataset s':>9}  {'sample s':>8}  "
-        f"{'dataset/vanilla':>15}  {'sample/vanilla':>14}"
+        f"{'batch':>5}  {'operator':>15}  {'vanilla s':>9}  {'dataset/vanilla':>15}  "
+        f"{'sample/vanilla':>14}"
     )
     for batch in (int(b) for b in args.batches.split(",")):
         prompts = [" ".join(f"w{(7 * i + j) % 8000}" for j in range(12 + i)) for i in range(batch)]
@@ -126,14 +136,16 @@ def main() -> None:
         names = list(variants)
         for round_index in range(args.rounds):
             # rotate the order every round so no variant always runs first (or after a warm-up)
-            shift = round_index % len(names)
-            for name in names[shift:] + names[:shift]:
+            turn = round_index % len(names)
+            for name in names[turn:] + names[:turn]:
                 times[name].append(timed(vlm, prompts, images, variants[name], options))
         med = {name: statistics.median(values) for name, values in times.items()}
-        print(
-            f"{batch:>5}  {med['vanilla']:>9.2f}  {med['dataset']:>9.2f}  {med['sample']:>8.2f}  "
-            f"{med['dataset'] / med['vanilla']:>15.3f}  {med['sample'] / med['vanilla']:>14.3f}"
-        )
+        for op in OPERATORS:
+            print(
+                f"{batch:>5}  {op:>15}  {med['vanilla']:>9.2f}  "
+                f"{med[f'dataset/{op}'] / med['vanilla']:>15.3f}  "
+                f"{med[f'sample/{op}'] / med['vanilla']:>14.3f}"
+            )
 
 
 if __name__ == "__main__":
