@@ -41,6 +41,10 @@ def tune(
     positions: Annotated[str | None, typer.Option(help="Comma list of last,all,text.")] = None,
     sources: Annotated[str | None, typer.Option(help="Comma list of dataset,sample.")] = None,
     budget: Annotated[int | None, typer.Option(min=1, help="At most N settings.")] = None,
+    early_stop: Annotated[
+        float | None,
+        typer.Option(help="Skip a group's larger alphas once degenerate output grows this much."),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Validation items per benchmark.")
     ] = None,
@@ -98,6 +102,7 @@ def tune(
         roots=root or (),
         bench_options=bench_option or (),
         budget=budget,
+        early_stop=early_stop,
         limit=limit,
         anchor_limit=anchor_limit,
         max_new_tokens=max_new_tokens,
