@@ -284,6 +284,7 @@ class _Search:
             positions=setting.positions,
             layers=setting.layers,
             shift=str(where),
+            contrast=setting.variant.contrast,  # sample-level vectors; dataset ones are in the file
         )
         metrics = self.evaluate(setting.key, config)
         return Trial(setting, metrics, self.config.objective.score(metrics, base))

@@ -163,8 +163,9 @@ class TuneSpace:
         return out
 
     def _variants(self, source: str, band: str, positions: str) -> list[Variant]:
-        if source == "sample":  # vectors per input; a calibration only supplies safety axes
-            return [Variant(self.estimators[0], self.contrasts[0], False)]
+        if source == "sample":  # vectors per input (with this contrast); the calibration only
+            # supplies the safety axes
+            return [Variant(self.estimators[0], contrast, False) for contrast in self.contrasts]
         multi = band == "all" or ":" in band or "," in band
         out = []
         for estimator in self.estimators:
