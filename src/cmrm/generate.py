@@ -10,7 +10,6 @@ Methods:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -27,6 +26,7 @@ from .models.vlm import VLM
 from .positions import check_positions
 from .shift import ShiftVectors
 from .steering import steer
+from .validation import check_alpha
 
 Method = Literal["none", "dataset", "sample", "text-only"]
 METHODS: tuple[str, ...] = get_args(Method)
@@ -49,8 +49,7 @@ class Steering:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise CmrmError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if not isinstance(self.alpha, int | float) or not math.isfinite(self.alpha):
-            raise CmrmError(f"alpha must be a finite number, got {self.alpha!r}")
+        check_alpha(self.alpha)
         check_positions(self.positions)
         if self.contrast not in CONTRASTS:
             raise CmrmError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
@@ -163,13 +162,8 @@ def generate_batch(
 def _chunks(vlm: VLM, items: Sequence[Item], batch_size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), batch_size):
         rows = list(range(start, min(start + batch_size, len(items))))
-        if vlm.spec.mixed_batches:
-            yield rows
-            continue
-        for flag in (True, False):
-            group = [i for i in rows if items[i].has_image == flag]
-            if group:
-                yield group
+        for group in vlm.image_groups([items[i].has_image for i in rows]):
+            yield [rows[j] for j in group]
 
 
 def generate_items(

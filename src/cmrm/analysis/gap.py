@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from ..atomic import atomic_write
 from ..errors import CmrmError
 from ..images import NullImage, load_image
 from ..items import Item
+from ..validation import check_alpha
 from .accumulator import TEXT, GapAccumulator
 from .plots import plot_layers, plot_pca
 from .results import GapReport
@@ -141,8 +141,7 @@ def run_gap(
         from ..positions import check_positions
 
         check_positions(positions)
-        if not math.isfinite(alpha):
-            raise CmrmError(f"alpha must be a finite number, got {alpha!r}")
+        check_alpha(alpha)
         shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
     base = IMAGE if has_images else null_variant(nulls[0])
     variants = 2 + len(nulls) + (shift is not None) + any(item.caption for item in items)

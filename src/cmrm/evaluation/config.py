@@ -8,7 +8,6 @@ A run is a grid of **cells**: one per (benchmark, method, alpha). Methods ``none
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from ..generate import METHODS
 from ..images import NullImage
 from ..positions import check_positions
 from ..shift import library_versions
+from ..validation import check_alpha
 from .store import read_json
 
 NO_ALPHA_METHODS = ("none", "text-only")
@@ -111,8 +111,7 @@ class EvalConfig:
         if steered and not self.alphas:
             raise ConfigError("no alpha given; pass --alpha 0.5,1.0 for dataset/sample methods")
         for a in self.alphas:
-            if not isinstance(a, int | float) or not math.isfinite(a):
-                raise ConfigError(f"alpha must be a finite number, got {a!r}")
+            check_alpha(a, error=ConfigError)
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError(f"alphas repeat: {list(self.alphas)}")
         check_positions(self.positions)
