@@ -1,0 +1,34 @@
+"""The registry of intervention operators (``add``, ``project``, ``norm-preserving``, ``gated``).
+
+:data:`OPERATORS` is owned here so that the intervention code can register into it, and the CLI
+and evaluation can look names up, without importing each other (this module imports only
+:mod:`cmrm.registry`). It starts empty: each operator is registered where it is defined, e.g.::
+
+    from cmrm.operators import OPERATORS
+    OPERATORS.register("add", Add, description="h + alpha * v (the paper's CMRM)")
+
+or lazily, so that listing operators imports nothing::
+
+    OPERATORS.register("add", "cmrm.interventions.add:Add", description="...")
+
+A value is an operator factory (a class or function) called with the operator's options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import cast
+
+from .registry import Registry
+
+OperatorFactory = Callable[..., object]
+"""``factory(**options) -> operator``; narrowed by the intervention code to its operator type."""
+
+
+def _factory(value: object) -> OperatorFactory:
+    if not callable(value):
+        raise TypeError(f"an operator factory must be callable, got {type(value).__name__}")
+    return cast(OperatorFactory, value)
+
+
+OPERATORS: Registry[OperatorFactory] = Registry("operator", check=_factory)
