@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_json_atomic
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, UnknownNameError
 from ..estimate import CONTRASTS, ESTIMATORS
 from ..generate import METHODS
 from ..images import NullImage
@@ -231,16 +231,18 @@ def base_name(spec: str) -> str:
 
 
 def default_judge(benchmark: str) -> str:
-    """``organism`` for organism suites, ``mc`` for ScienceQA, ``reference`` for open-ended
-    utility benchmarks (LLaVA-Bench, MM-Vet), ``refusal`` for everything else."""
-    name = base_name(benchmark)
-    if name.startswith("organism:"):
-        return "organism"
-    if name.startswith("scienceqa"):
-        return "mc"
-    if name.startswith(("llava-bench", "mm-vet")):
-        return "reference"
-    return "refusal"
+    """The judge a benchmark spec's registry entry declares (:attr:`Benchmark.default_judge`):
+    ``organism`` for organism suites, ``mc`` for ScienceQA, ``reference`` for open-ended utility
+    benchmarks (LLaVA-Bench, MM-Vet), ``refusal`` for everything else: other benchmarks, generic
+    JSONL files, and names the registry does not know (sources injected into
+    :func:`~cmrm.evaluation.run_eval`, whose loading reports unknown names itself).
+    """
+    from ..data.registry import parse_spec
+
+    try:
+        return parse_spec(benchmark)[0].default_judge
+    except UnknownNameError:
+        return "refusal"
 
 
 def paper_preset(
