@@ -58,7 +58,8 @@ def _row(record: DemoRecord) -> tuple[str, ...]:
 
 def records_table(records: Sequence[DemoRecord]) -> Table:
     """One row per setting, rates in percent."""
-    align: tuple[Align, ...] = ("left", *(("right",) * (len(_COLUMNS) - 1)))
+    right: Align = "right"
+    align: tuple[Align, ...] = ("left", *(right for _ in _COLUMNS[1:]))
     return Table(_COLUMNS, tuple(_row(r) for r in records), align)
 
 
