@@ -140,3 +140,7 @@ def test_judge_family_model_preset_and_operator_registries() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'paper'"):
         build_config("m", preset="papre")
     assert OPERATORS.kind == "operator"
+    loaders: Registry[object] = Registry("loader", callables=True)
+    loaders.register("number", 3)
+    with pytest.raises(RegistryError, match="must be callable"):
+        loaders.get("number")

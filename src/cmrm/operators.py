@@ -17,18 +17,10 @@ A value is an operator factory (a class or function) called with the operator's 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 from .registry import Registry
 
 OperatorFactory = Callable[..., object]
 """``factory(**options) -> operator``; narrowed by the intervention code to its operator type."""
 
-
-def _factory(value: object) -> OperatorFactory:
-    if not callable(value):
-        raise TypeError(f"an operator factory must be callable, got {type(value).__name__}")
-    return cast(OperatorFactory, value)
-
-
-OPERATORS: Registry[OperatorFactory] = Registry("operator", check=_factory)
+OPERATORS: Registry[OperatorFactory] = Registry("operator", callables=True)

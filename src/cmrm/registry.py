@@ -105,11 +105,16 @@ class Registry(Generic[T]):
         check: applied to every value when it is first resolved (a lazy target after import, a
             provider's values after the call); returns the value as ``T`` or raises. Without it,
             values are trusted to be ``T``.
+        callables: the values are functions or classes (factories, loaders): each must be
+            callable; its signature is trusted to be ``T``'s (it cannot be checked at run time).
     """
 
-    def __init__(self, kind: str, *, check: Callable[[object], T] | None = None) -> None:
+    def __init__(
+        self, kind: str, *, check: Callable[[object], T] | None = None, callables: bool = False
+    ) -> None:
         self.kind = kind
         self._check = check
+        self._callables = callables
         self._entries: dict[str, Entry[T]] = {}
         self._aliases: dict[str, str] = {}
         self._providers: dict[str, _Provider[T]] = {}
@@ -269,6 +274,11 @@ class Registry(Generic[T]):
         return self._values[entry.name]
 
     def _checked(self, name: str, value: object) -> T:
+        if self._callables and not callable(value):
+            raise RegistryError(
+                f"{self.kind} {name!r} must be callable (a function or class), got "
+                f"{type(value).__name__}"
+            )
         if self._check is None:
             return cast(T, value)  # no check given: the registrant vouches for the type
         try:

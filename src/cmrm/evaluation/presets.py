@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ConfigError, UnknownNameError
 from ..registry import Registry
@@ -24,13 +24,7 @@ class Preset(Protocol):
     def __call__(self, model: str, **options: Any) -> EvalConfig: ...
 
 
-def _preset(value: object) -> Preset:
-    if not callable(value):
-        raise TypeError(f"a preset must be callable, got {type(value).__name__}")
-    return cast(Preset, value)  # the signature cannot be checked at run time
-
-
-PRESETS: Registry[Preset] = Registry("preset", check=_preset)
+PRESETS: Registry[Preset] = Registry("preset", callables=True)
 PRESETS.register(
     "paper",
     "cmrm.evaluation.config:paper_preset",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from cmrm.errors import ConfigError
 from cmrm.registry import Registry
@@ -25,13 +25,7 @@ JudgeFactory = Callable[..., "Judge"]
 """``factory(**options) -> Judge``."""
 
 
-def _factory(value: object) -> JudgeFactory:
-    if not callable(value):
-        raise TypeError(f"a judge factory must be callable, got {type(value).__name__}")
-    return cast(JudgeFactory, value)  # what it returns is checked when it is called
-
-
-JUDGES: Registry[JudgeFactory] = Registry("judge", check=_factory)
+JUDGES: Registry[JudgeFactory] = Registry("judge", callables=True)
 JUDGES.register(
     "refusal",
     "cmrm.judges.factories:refusal_judge",

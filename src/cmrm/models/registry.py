@@ -15,7 +15,7 @@ padding (see :class:`BundledLoader`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..registry import Registry
 
@@ -35,13 +35,7 @@ class BundledLoader(Protocol):
     ) -> tuple[Any, Any]: ...
 
 
-def _loader(value: object) -> BundledLoader:
-    if not callable(value):
-        raise TypeError(f"a bundled-model loader must be callable, got {type(value).__name__}")
-    return cast(BundledLoader, value)  # the signature cannot be checked at run time
-
-
-MODELS: Registry[BundledLoader] = Registry("bundled model", check=_loader)
+MODELS: Registry[BundledLoader] = Registry("bundled model", callables=True)
 MODELS.register(
     "organism",
     "cmrm.organism.loading:load_organism",
