@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from ..report.document import Table, markdown_table
+from ..report.document import Align, Table, markdown_table
 from .plots import styles
 from .results import GapReport
 
@@ -46,7 +46,8 @@ def _headline(report: GapReport) -> list[str]:
 
 
 def _table(head: list[str], rows: list[tuple[str, ...]]) -> list[str]:
-    return markdown_table(Table(tuple(head), tuple(rows), ("right",) * len(head))).splitlines()
+    right: Align = "right"
+    return markdown_table(Table(tuple(head), tuple(rows), tuple(right for _ in head))).splitlines()
 
 
 def _main_table(report: GapReport) -> list[str]:
