@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cmrm.axes import SafetyAxes
 from cmrm.generate import GenerationOptions, generate_batch
-from cmrm.interventions import OPERATORS, Intervention
+from cmrm.interventions import Intervention
 from cmrm.models import VLM, from_model
+from cmrm.operators import operator_names
 from cmrm.shift import ShiftMeta, ShiftVectors
 from tests.tiny_models import SPECIALS, VISION, llava_processor
 
@@ -119,7 +120,7 @@ def main() -> None:
     options = GenerationOptions(max_new_tokens=args.new_tokens)
     shift = random_shift(vlm)
     variants: dict[str, Intervention | None] = {"vanilla": None}
-    for op in OPERATORS:
+    for op in operator_names():
         variants[f"dataset/{op}"] = Intervention("dataset", operator=op, shift=shift)
         variants[f"sample/{op}"] = Intervention("sample", operator=op, shift=shift)
     image = Image.new("RGB", (28, 28), "white")
@@ -140,7 +141,7 @@ def main() -> None:
             for name in names[turn:] + names[:turn]:
                 times[name].append(timed(vlm, prompts, images, variants[name], options))
         med = {name: statistics.median(values) for name, values in times.items()}
-        for op in OPERATORS:
+        for op in operator_names():
             print(
                 f"{batch:>5}  {op:>15}  {med['vanilla']:>9.2f}  "
                 f"{med[f'dataset/{op}'] / med['vanilla']:>15.3f}  "

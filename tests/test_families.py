@@ -18,9 +18,10 @@ from cmrm.capture import capture_states
 from cmrm.errors import UnsupportedModelError
 from cmrm.generate import GenerationOptions, generate_batch
 from cmrm.hooks import HookSet, hook_snapshot
-from cmrm.interventions import OPERATORS, Intervention
+from cmrm.interventions import Intervention
 from cmrm.interventions.steering import steer
 from cmrm.models import FAMILIES, VLM, Batch, from_model
+from cmrm.operators import operator_names
 
 from .test_steer import Recorder, random_shift, reference_operator
 from .tiny_families import FAMILY_BUILDERS, PLACEHOLDERS, tiny_vlm
@@ -135,7 +136,7 @@ def test_encode_marks_exactly_the_image_block(family: str) -> None:
     assert with_image.replace(placeholder, "", 1) == without
 
 
-OPS = sorted(OPERATORS)
+OPS = sorted(operator_names())
 
 
 @pytest.mark.parametrize("operator", OPS)

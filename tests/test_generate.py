@@ -9,10 +9,11 @@ from cmrm.baselines import Baseline
 from cmrm.errors import CmrmError, DataError
 from cmrm.estimate import calibrate
 from cmrm.generate import GenerationOptions, generate_batch, generate_items
-from cmrm.interventions import OPERATORS, Intervention
+from cmrm.interventions import Intervention
 from cmrm.items import Item
 from cmrm.methods import Method, generate_method
 from cmrm.models import VLM
+from cmrm.operators import operator_names
 from cmrm.shift import ShiftVectors
 
 PROMPTS = ["w1 w2 w3 w4 w5", "w6", "w7 w8", "w9 w10 w11"]
@@ -41,7 +42,7 @@ def method_of(name: str, operator: str, shift: ShiftVectors) -> Method:
 
 
 GRID = [(name, "add") for name in ("none", "text-only", "adashield")] + [
-    (source, op) for source in ("dataset", "sample") for op in sorted(OPERATORS)
+    (source, op) for source in ("dataset", "sample") for op in sorted(operator_names())
 ]
 
 
@@ -62,7 +63,7 @@ def test_batched_equals_one_by_one(
     assert all(answer for answer in batched)
 
 
-@pytest.mark.parametrize("operator", sorted(OPERATORS))
+@pytest.mark.parametrize("operator", sorted(operator_names()))
 def test_steering_changes_image_rows_only(vlm: VLM, image: Image.Image, operator: str) -> None:
     imgs = images(image)
     options = GenerationOptions(max_new_tokens=8)

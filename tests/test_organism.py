@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 
 import cmrm.cli.organism  # noqa: F401  (registers `cmrm organism`)
 from cmrm.cli.app import app
+from cmrm.demo.degradation import complete
 from cmrm.errors import DataError, UnknownNameError
 from cmrm.items import Item
 from cmrm.organism import (
     SUITES,
     OrganismJudge,
     build_processor,
-    complete,
     load_organism,
     load_suite,
 )

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmrm.organism import ORGANISM_DIR, degradation_table, load_organism
-from cmrm.organism.evaluate import SuiteResult
+from cmrm.demo.degradation import SuiteResult, degradation_table
+from cmrm.organism import ORGANISM_DIR, load_organism
 
 
 @pytest.fixture(scope="module")

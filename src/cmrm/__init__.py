@@ -1,18 +1,46 @@
 """cmrm: Cross-Modality Representation Manipulation for vision-language models.
 
-Public API (imported lazily, so ``import cmrm`` stays cheap)::
+Public API (imported lazily, so ``import cmrm`` stays cheap; typed through the
+``TYPE_CHECKING`` imports below)::
 
     vlm = cmrm.load_vlm("llava-hf/llava-1.5-7b-hf", dtype="bfloat16", device="cuda")
     shift = cmrm.calibrate(vlm, anchors, null=cmrm.NullImage.parse("blank"))
+    iv = cmrm.Intervention("dataset", operator="add", alpha=1.0, shift=shift)
+    answers = cmrm.generate_items(vlm, items, iv)
     with cmrm.steer(vlm, shift, alpha=1.0, positions="all"):
         ...
 """
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .lazy import attach
+
+if TYPE_CHECKING:
+    from .baselines import Baseline as Baseline
+    from .capture import capture_states as capture_states
+    from .errors import CmrmError as CmrmError
+    from .estimate import calibrate as calibrate
+    from .estimate import sample_shifts as sample_shifts
+    from .generate import GenerationOptions as GenerationOptions
+    from .generate import generate_batch as generate_batch
+    from .generate import generate_items as generate_items
+    from .images import NullImage as NullImage
+    from .images import load_image as load_image
+    from .interventions.apply import intervene as intervene
+    from .interventions.steering import steer as steer
+    from .interventions.value import Intervention as Intervention
+    from .items import Item as Item
+    from .items import read_jsonl as read_jsonl
+    from .methods import generate_method as generate_method
+    from .models import VLM as VLM
+    from .models import from_model as from_model
+    from .models import load_vlm as load_vlm
+    from .operators import OPERATORS as OPERATORS
+    from .shift import SampleShift as SampleShift
+    from .shift import ShiftVectors as ShiftVectors
 
 try:
     __version__ = version("cmrm")
@@ -20,33 +48,55 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 _EXPORTS = {
-    "CmrmError": "errors",
-    "Item": "items",
-    "read_jsonl": "items",
-    "NullImage": "images",
-    "load_image": "images",
-    "VLM": "models",
-    "load_vlm": "models",
-    "from_model": "models",
-    "capture_states": "capture",
-    "ShiftVectors": "shift",
-    "SampleShift": "shift",
-    "calibrate": "estimate",
-    "sample_shifts": "estimate",
-    "steer": "interventions.steering",
-    "Intervention": "interventions",
-    "intervene": "interventions",
-    "Baseline": "baselines",
-    "generate_method": "methods",
-    "GenerationOptions": "generate",
-    "generate_items": "generate",
-    "generate_batch": "generate",
+    "CmrmError": ".errors",
+    "Item": ".items",
+    "read_jsonl": ".items",
+    "NullImage": ".images",
+    "load_image": ".images",
+    "VLM": ".models",
+    "load_vlm": ".models",
+    "from_model": ".models",
+    "capture_states": ".capture",
+    "ShiftVectors": ".shift",
+    "SampleShift": ".shift",
+    "calibrate": ".estimate",
+    "sample_shifts": ".estimate",
+    "steer": ".interventions.steering",
+    "Intervention": ".interventions.value",
+    "intervene": ".interventions.apply",
+    "OPERATORS": ".operators",
+    "Baseline": ".baselines",
+    "generate_method": ".methods",
+    "GenerationOptions": ".generate",
+    "generate_items": ".generate",
+    "generate_batch": ".generate",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]  # noqa: PLE0604
+__all__ = [
+    "OPERATORS",
+    "VLM",
+    "Baseline",
+    "CmrmError",
+    "GenerationOptions",
+    "Intervention",
+    "Item",
+    "NullImage",
+    "SampleShift",
+    "ShiftVectors",
+    "__version__",
+    "calibrate",
+    "capture_states",
+    "from_model",
+    "generate_batch",
+    "generate_items",
+    "generate_method",
+    "intervene",
+    "load_image",
+    "load_vlm",
+    "read_jsonl",
+    "sample_shifts",
+    "steer",
+]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'cmrm' has no attribute {name!r}")
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = attach(__name__, _EXPORTS, globals())

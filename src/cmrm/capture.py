@@ -91,12 +91,11 @@ def capture_states(
     Families that cannot mix image and text-only rows in one processor call are run in two
     passes and the rows put back in order.
     """
-    has = [img is not None for img in images]
-    if vlm.spec.mixed_batches or all(has) or not any(has):
+    groups = vlm.image_groups([img is not None for img in images])
+    if len(groups) == 1:
         return capture_batch(vlm, vlm.encode(prompts, images), layers=layers, read=read)
     out: Tensor | None = None
-    for flag in (True, False):
-        rows = [i for i, h in enumerate(has) if h == flag]
+    for rows in groups:
         states = capture_batch(
             vlm,
             vlm.encode([prompts[i] for i in rows], [images[i] for i in rows]),

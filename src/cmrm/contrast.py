@@ -88,4 +88,4 @@ def pc1_vector(diffs: Tensor) -> Tensor:
     if torch.dot(direction, mean) < 0:
         direction = -direction
     scale = (diffs @ direction).mean()
-    return direction * scale
+    return torch.mul(direction, scale)  # typed (Tensor.__mul__ is not, for mypy)

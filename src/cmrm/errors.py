@@ -6,6 +6,7 @@ Every message says what was wrong, what was received, what was expected and how 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 
 
 class CmrmError(Exception):
@@ -39,8 +40,15 @@ class UnknownNameError(CmrmError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
-    """Build an UnknownNameError with a did-you-mean suggestion."""
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+def unknown_name(
+    kind: str, name: str, known: Sequence[str], *, also: Sequence[str] = ()
+) -> UnknownNameError:
+    """Build an UnknownNameError with a did-you-mean suggestion.
+
+    ``known`` are listed in the message; ``also`` (aliases) may be suggested but are not listed.
+    The suggestion ignores case (``jailbreakllms`` suggests ``JailbreakLLMs``).
+    """
+    candidates = {c.lower(): c for c in [*also, *known]}
+    close = difflib.get_close_matches(name.lower(), list(candidates), n=1)
+    hint = f" Did you mean {candidates[close[0]]!r}?" if close else ""
     return UnknownNameError(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}.")

@@ -77,13 +77,8 @@ def generate_batch(
 def _chunks(vlm: VLM, items: Sequence[Item], batch_size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), batch_size):
         rows = list(range(start, min(start + batch_size, len(items))))
-        if vlm.spec.mixed_batches:
-            yield rows
-            continue
-        for flag in (True, False):
-            group = [i for i in rows if items[i].has_image == flag]
-            if group:
-                yield group
+        for group in vlm.image_groups([items[i].has_image for i in rows]):
+            yield [rows[j] for j in group]
 
 
 def generate_items(

@@ -11,7 +11,6 @@ On disk a dataset-level shift is a directory with ``shift.safetensors`` (one flo
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -228,7 +227,3 @@ class SampleShift:
     @property
     def batch_size(self) -> int:
         return int(self.vectors.shape[1])
-
-
-def is_finite_number(value: float) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

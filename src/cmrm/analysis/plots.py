@@ -1,7 +1,7 @@
 """Figures of the representation gap: PCA scatters at a few layers and per-layer metric curves.
 
 Drawn with matplotlib's object API on an Agg canvas (no display, no global pyplot state) and
-written as PNG atomically. Every variant keeps one colour and marker across figures:
+written as PNG atomically, both through the one figure writer, :mod:`cmrm.report.canvas`. Every variant keeps one colour and marker across figures:
 
 - text only: blue circles; with the real image: red squares; the image after CMRM: green
   triangles (dashed lines in the curves); a caption in place of the image: purple diamonds;
@@ -10,22 +10,17 @@ written as PNG atomically. Every variant keeps one colour and marker across figu
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..atomic import atomic_write
 from ..errors import CmrmError
+from ..report.canvas import new_figure, save_figure
 from .results import GapReport
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 DPI = 150
 _NULL_STYLES = (("#7f7f7f", "v"), ("#ff7f0e", "P"), ("#8c564b", "X"), ("#e377c2", "*"))
@@ -62,15 +57,6 @@ def styles(report: GapReport) -> dict[str, Style]:
     return out
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
-    return atomic_write(path, buffer.getvalue())
-
-
 def _pca_basis(
     fit: NDArray[np.floating],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
@@ -105,14 +91,12 @@ def plot_pca(
         samples: ``{layer: {variant: [n, hidden]}}`` (e.g. from ``GapAccumulator.samples``).
         layers: which layers to draw (default: ``report.plot_layers`` that have samples).
     """
-    from matplotlib.figure import Figure
-
     wanted = list(layers) if layers is not None else list(report.plot_layers)
     chosen = [layer for layer in wanted if samples.get(layer, {}).get("text") is not None]
     if not chosen:
         raise CmrmError(f"no kept samples at layers {wanted}; run with max_samples > 0")
     style = styles(report)
-    fig = Figure(figsize=(4.4 * len(chosen), 4.6), layout="constrained")
+    fig = new_figure(figsize=(4.4 * len(chosen), 4.6), layout="constrained")
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
     for ax, layer in zip(axes, chosen, strict=True):
         by_variant = samples[layer]
@@ -154,7 +138,7 @@ def plot_pca(
         frameon=False,
     )
     fig.suptitle("Last-prompt-token states, projected on the text + image principal components")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI, tight=True)
 
 
 def _all(report: GapReport, metric: str) -> list[float]:
@@ -164,8 +148,6 @@ def _all(report: GapReport, metric: str) -> list[float]:
 
 def plot_layers(report: GapReport, path: Path) -> Path:
     """Per-layer curves: normalised distance, paired cosine, probe accuracy (+ gap closed)."""
-    from matplotlib.figure import Figure
-
     panels = [
         ("normalised_distance", "centroid distance\n(in text-only spreads)"),
         ("paired_cosine", "mean cosine, text vs variant\n(same query)"),
@@ -173,7 +155,7 @@ def plot_layers(report: GapReport, path: Path) -> Path:
     ]
     closed = report.steered is not None
     shape, size = ((2, 2), (10.0, 7.6)) if closed else ((1, 3), (13.8, 4.0))
-    fig = Figure(figsize=size, layout="constrained")
+    fig = new_figure(figsize=size, layout="constrained")
     axes = list(fig.subplots(*shape, squeeze=False).ravel())
     x = [row.layer for row in report.layers]
     style = styles(report)
@@ -221,4 +203,4 @@ def plot_layers(report: GapReport, path: Path) -> Path:
     fig.suptitle(
         f"Representation gap per layer (dotted: largest gap, layer {report.largest_gap_layer})"
     )
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=DPI, tight=True)

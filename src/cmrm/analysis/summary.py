@@ -1,10 +1,14 @@
-"""A short Markdown summary of a gap analysis, for the output directory and for ``cmrm report``."""
+"""A short Markdown summary of a gap analysis, for the output directory and for ``cmrm report``.
+
+Its tables are rendered by the one report writer, :func:`cmrm.report.document.markdown_table`.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 
+from ..report.document import Align, Table, markdown_table
 from .plots import styles
 from .results import GapReport
 
@@ -41,11 +45,16 @@ def _headline(report: GapReport) -> list[str]:
     return lines
 
 
+def _table(head: list[str], rows: list[tuple[str, ...]]) -> list[str]:
+    right: Align = "right"
+    return markdown_table(Table(tuple(head), tuple(rows), tuple(right for _ in head))).splitlines()
+
+
 def _main_table(report: GapReport) -> list[str]:
     header = ["layer", "distance (spreads)", "raw distance", "paired cos", "centroid cos", "probe"]
     if report.steered is not None:
         header += ["distance after", "probe after", "gap closed"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
+    rows = []
     for row in report.layers:
         gap = row.get(report.primary)
         cells = [
@@ -65,22 +74,25 @@ def _main_table(report: GapReport) -> list[str]:
             ]
         if row.layer == report.largest_gap_layer:
             cells = [f"**{cell}**" for cell in cells]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        rows.append(tuple(cells))
+    return _table(header, rows)
 
 
 def _variant_table(report: GapReport) -> list[str]:
     names = [v for v in report.variants if v != "text"]
     labels = styles(report)
     header = ["layer", *(f"{labels[v].label}" for v in names)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for row in report.layers:
-        cells = [
-            f"{_num(row.get(v).normalised_distance)} / {_num(row.get(v).probe_accuracy)}"
-            for v in names
-        ]
-        lines.append(f"| {row.layer} | " + " | ".join(cells) + " |")
-    return lines
+    rows = [
+        (
+            str(row.layer),
+            *(
+                f"{_num(row.get(v).normalised_distance)} / {_num(row.get(v).probe_accuracy)}"
+                for v in names
+            ),
+        )
+        for row in report.layers
+    ]
+    return _table(header, rows)
 
 
 def _fidelity(report: GapReport, h: str) -> list[str]:

@@ -64,7 +64,7 @@ def inspect(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Print family, decoder path, number of layers, hidden size and image-token count as JSON."""
-    from ..inspect import describe
+    from ..introspect import describe
 
     vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
     typer.echo(json.dumps(describe(vlm), indent=2))

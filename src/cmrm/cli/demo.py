@@ -49,12 +49,12 @@ def demo(
     )
     result = run_demo(config, show_progress=True)
     typer.echo(table(result.records))
-    verdict = result.verdict
-    if verdict.best is not None:
-        state = "met" if verdict.met else "not met"
-        cut = "-" if verdict.relative_cut is None else f"{100 * verdict.relative_cut:.1f}%"
+    selection = result.selection
+    if selection.best is not None:
+        state = "met" if selection.met else "not met"
+        cut = "-" if selection.relative_cut is None else f"{100 * selection.relative_cut:.1f}%"
         typer.echo(
-            f"\nbest: {verdict.best.label} (compliance cut {cut}); target {state}: "
-            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in verdict.checks.items())
+            f"\nbest: {selection.best.label} (compliance cut {cut}); target {state}: "
+            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in selection.checks.items())
         )
     typer.echo(f"\nwrote {output}/summary.json, {output}/report.md and figures")

@@ -20,7 +20,10 @@ app.add_typer(organism_app, name="organism")
 @organism_app.command("train")
 @cli_errors
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the organism to.")],
+    out: Annotated[
+        Path,
+        typer.Option("--output", "-o", "--out", help="Directory to write the organism to."),
+    ],
     seed: Annotated[int, typer.Option(help="Seed of every random draw in the recipe.")] = 0,
     quick: Annotated[
         bool, typer.Option("--quick", help="A miniature run in seconds (for tests, not a model).")
@@ -44,11 +47,34 @@ def evaluate(
         Path | None, typer.Argument(help="A trained organism directory (default: the shipped one).")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Use only the first N items of each suite.")
+        int | None, typer.Option(min=1, help="Use only the first N items of each suite.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Keep the run here (resumable, with report.md and report.html, as `cmrm eval` "
+            "writes); default: a temporary directory, removed afterwards.",
+        ),
     ] = None,
 ) -> None:
-    """Print the degradation table on the held-out suites (organism judge, greedy decoding)."""
-    from cmrm.organism import degradation_table, format_table, load_organism
+    """Print the degradation table on the held-out suites (organism judge, greedy decoding).
 
-    model, processor = load_organism(path)
-    typer.echo(format_table(degradation_table(model, processor, limit=limit, show_progress=True)))
+    Runs `cmrm eval`'s runner (method none, judge organism) on every evaluation suite.
+    """
+    import tempfile
+
+    from cmrm.demo.degradation import format_table, measure
+    from cmrm.models import load_bundled
+
+    vlm = load_bundled("organism", path)
+    if output is None:
+        with tempfile.TemporaryDirectory(prefix="cmrm-organism-eval-") as tmp:
+            rows = measure(vlm, tmp, limit=limit, show_progress=True)
+    else:
+        from cmrm.report import write_report
+
+        rows = measure(vlm, output, limit=limit, show_progress=True)
+        write_report(output)
+    typer.echo(format_table(rows))

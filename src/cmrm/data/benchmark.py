@@ -73,6 +73,11 @@ class Benchmark:
     """Why there is no download (shown when root is missing and ``remote`` is None)."""
     uses_root: bool = True
     """False for built-in sources (the organism suites) that take no root."""
+    aliases: tuple[str, ...] = ()
+    """Other names the benchmark is found under (the paper's, e.g. ``JailbreakLLMs``)."""
+    default_judge: str = "refusal"
+    """The judge (a :data:`cmrm.judges.registry.JUDGES` name) ``cmrm eval`` uses for this
+    benchmark unless told otherwise."""
 
     def load(
         self,

@@ -1,36 +1,31 @@
 """The benchmark registry: names -> :class:`Benchmark`, plus :func:`load_items` for specs.
 
-Besides the upstream benchmarks, two kinds of names are registered here:
+:data:`BENCHMARKS` is a :class:`cmrm.registry.Registry`. Besides the upstream benchmarks (and
+their ``aliases``), two kinds of names are registered here:
 
 - ``jsonl``: the generic local format of :func:`cmrm.items.read_jsonl` (``root`` is the file);
-- ``organism:<suite>``: the model organism's synthetic suites, resolved lazily through
-  ``cmrm.organism.suites.load_suite`` so that importing this module stays cheap.
+- ``organism:<suite>``: the model organism's synthetic suites, served by the provider
+  ``cmrm.organism.catalog:benchmarks`` (imported on first use of an ``organism:`` name), so the
+  list of suites lives only in the organism package.
+
+A new benchmark is one :func:`register_benchmark` call; a new family of built-in suites one
+``BENCHMARKS.add_provider("prefix:", "package.module:function")``.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError, unknown_name
+from cmrm.errors import DataError
 from cmrm.items import Item, read_jsonl
+from cmrm.registry import Registry, instance_of
 
 from . import mmsafety, overrefusal, safety, utility
 from .benchmark import Benchmark
 from .splits import SPLITS
-
-ORGANISM_SUITES = (
-    "harmful-text",
-    "harmful-image",
-    "harmful-blank",
-    "benign-text",
-    "benign-image",
-    "image-qa",
-    "anchor",
-)
-_ORGANISM_MODULE = "cmrm.organism.suites"
 
 
 def _read_jsonl_file(root: Path | None, _opts: Mapping[str, Any], _limit: int | None) -> list[Item]:
@@ -53,60 +48,52 @@ JSONL = Benchmark(
     no_download="it is a local format.",
 )
 
+_DEFAULT_JUDGES = {"scienceqa": "mc", "llava-bench-coco": "reference", "mm-vet": "reference"}
+"""Judges of the utility benchmarks, declared on their entries at registration (a loader module
+that sets ``default_judge=`` itself wins)."""
 
-def _organism(suite: str) -> Benchmark:
-    name = f"organism:{suite}"
-
-    def read(_root: Path | None, _opts: Mapping[str, Any], limit: int | None) -> list[Item]:
-        module = importlib.import_module(_ORGANISM_MODULE)
-        return list(module.load_suite(name, limit=limit))
-
-    return Benchmark(
-        name=name,
-        description=f"model organism suite {suite!r} (synthetic, built in)",
-        source=f"built in ({_ORGANISM_MODULE})",
-        licence="MIT (part of cmrm)",
-        kind="custom",
-        layout="none (built in)",
-        reader=read,
-        uses_root=False,
-    )
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", check=instance_of(Benchmark))
 
 
-_ALL: tuple[Benchmark, ...] = (
-    safety.BENCHMARKS
-    + mmsafety.BENCHMARKS
-    + overrefusal.BENCHMARKS
-    + utility.BENCHMARKS
-    + (JSONL,)
-    + tuple(_organism(s) for s in ORGANISM_SUITES)
+def register_benchmark(bench: Benchmark, registry: Registry[Benchmark] = BENCHMARKS) -> None:
+    """Register ``bench`` under its name and its ``aliases`` (with its default judge)."""
+    if bench.default_judge == "refusal" and bench.name in _DEFAULT_JUDGES:
+        bench = replace(bench, default_judge=_DEFAULT_JUDGES[bench.name])
+    registry.register(bench.name, bench, description=bench.description, aliases=bench.aliases)
+
+
+for _bench in (
+    safety.BENCHMARKS + mmsafety.BENCHMARKS + overrefusal.BENCHMARKS + utility.BENCHMARKS + (JSONL,)
+):
+    register_benchmark(_bench)
+BENCHMARKS.add_provider(
+    "organism:",
+    "cmrm.organism.catalog:benchmarks",
+    description="model organism suite (synthetic, built in)",
 )
-_REGISTRY: dict[str, Benchmark] = {b.name: b for b in _ALL}
 
 
 def list_benchmarks() -> list[Benchmark]:
-    """Every registered benchmark, in registration order."""
-    return list(_REGISTRY.values())
+    """Every registered benchmark, in registration order (the organism's suites last)."""
+    return BENCHMARKS.values()
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name``; UnknownNameError with a did-you-mean suggestion otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("benchmark", name, list(_REGISTRY)) from None
+    """The benchmark called ``name`` (or an alias); UnknownNameError with a did-you-mean
+    suggestion otherwise."""
+    return BENCHMARKS.get(name)
 
 
 def parse_spec(spec: str) -> tuple[Benchmark, Path | None, str | None]:
     """``name``, ``name:split``, ``file.jsonl`` or ``file.jsonl:split`` -> (benchmark, file, split)."""
     base, split = spec, None
-    if spec not in _REGISTRY and spec.rpartition(":")[2] in SPLITS:
+    if spec not in BENCHMARKS and spec.rpartition(":")[2] in SPLITS:
         base, _, split = spec.rpartition(":")
-    if base in _REGISTRY:
-        return _REGISTRY[base], None, split
+    if base in BENCHMARKS:
+        return BENCHMARKS.get(base), None, split
     if base.endswith(".jsonl") or Path(base).expanduser().is_file():
         return JSONL, Path(base).expanduser(), split
-    raise unknown_name("benchmark", base, list(_REGISTRY))
+    raise BENCHMARKS.unknown(base)
 
 
 def load_items(

@@ -1,6 +1,7 @@
-"""``cmrm demo``: the whole pipeline on the bundled model organism, offline, on a CPU."""
+"""Applications of the pipeline to a bundled organism: ``cmrm demo`` (gap, calibration, an
+evaluation grid, a report) and ``cmrm organism eval`` (:mod:`.degradation`)."""
 
-from .records import DemoRecord, best_setting
-from .run import DemoConfig, DemoResult, run_demo
+from .records import DemoRecord, DemoResult, Selection, best_setting
+from .run import DemoConfig, run_demo
 
-__all__ = ["DemoConfig", "DemoRecord", "DemoResult", "best_setting", "run_demo"]
+__all__ = ["DemoConfig", "DemoRecord", "DemoResult", "Selection", "best_setting", "run_demo"]

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..evaluation.metrics import Summary
 
-HARMFUL_SUITES = ("organism:harmful-text", "organism:harmful-image", "organism:harmful-blank")
-BENIGN_SUITE = "organism:benign-text"
-QA_SUITE = "organism:image-qa"
+ORGANISM = "organism"
+"""The bundled model the demo runs on; its suites are named ``organism:<suite>`` in the benchmark
+registry (the demo reaches them by name only)."""
+HARMFUL_SUITES = tuple(
+    f"{ORGANISM}:{s}" for s in ("harmful-text", "harmful-image", "harmful-blank")
+)
+BENIGN_SUITE = f"{ORGANISM}:benign-text"
+QA_SUITE = f"{ORGANISM}:image-qa"
+ANCHOR_SUITE = f"{ORGANISM}:anchor"
 SUITES = (*HARMFUL_SUITES, BENIGN_SUITE, QA_SUITE)
-TARGET_SUITE = "organism:harmful-image"
+"""The evaluation suites the demo reports (a selection of the organism's)."""
+TARGET_SUITE = f"{ORGANISM}:harmful-image"
 _HARMFUL_METRICS = ("unsafe_rate", "refusal_rate", "degenerate_rate")
 
 
@@ -51,7 +59,7 @@ class DemoRecord:
             "positions": self.positions,
         }
         for suite in HARMFUL_SUITES:
-            out[suite.removeprefix("organism:")] = dict(self.harmful[suite])
+            out[suite.removeprefix(f"{ORGANISM}:")] = dict(self.harmful[suite])
         out.update(
             over_refusal_rate=self.over_refusal_rate,
             qa_accuracy=self.qa_accuracy,
@@ -73,7 +81,7 @@ def records_from_summary(summary: Summary, positions: str) -> list[DemoRecord]:
             continue
         harmful = {s: {m: by_suite[s][m].value for m in _HARMFUL_METRICS} for s in HARMFUL_SUITES}
         intervals = {
-            f"{s.removeprefix('organism:')}.{m}": [by_suite[s][m].low, by_suite[s][m].high]
+            f"{s.removeprefix(f'{ORGANISM}:')}.{m}": [by_suite[s][m].low, by_suite[s][m].high]
             for s in HARMFUL_SUITES
             for m in _HARMFUL_METRICS
         }
@@ -102,8 +110,8 @@ def records_from_summary(summary: Summary, positions: str) -> list[DemoRecord]:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """The best steered setting and whether it meets the issue's target."""
+class Selection:
+    """The best steered setting (by :func:`penalty`) and whether it meets the issue's target."""
 
     best: DemoRecord | None
     relative_cut: float | None
@@ -144,15 +152,25 @@ def penalty(record: DemoRecord, base: DemoRecord) -> float:
     return harm + qa_loss + over_gain
 
 
-def best_setting(records: Iterable[DemoRecord]) -> Verdict:
+def best_setting(records: Iterable[DemoRecord]) -> Selection:
     """The steered record with the lowest :func:`penalty` (safe *and* fluent *and* useful),
     with the issue's target checks against the ``none`` baseline."""
     records = list(records)
     base = next((r for r in records if r.method == "none"), None)
     steered = [r for r in records if r.method in ("dataset", "sample")]
     if base is None or not steered:
-        return Verdict(None, None, {})
+        return Selection(None, None, {})
     best = min(steered, key=lambda record: penalty(record, base))
     base_unsafe = base.rate(TARGET_SUITE, "unsafe_rate")
     cut = 1 - best.rate(TARGET_SUITE, "unsafe_rate") / base_unsafe if base_unsafe else None
-    return Verdict(best, cut, _checks(best, base))
+    return Selection(best, cut, _checks(best, base))
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo measured."""
+
+    records: tuple[DemoRecord, ...]
+    selection: Selection
+    gap: dict[str, Any] | None
+    out_dir: Path

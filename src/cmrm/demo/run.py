@@ -13,7 +13,6 @@ Steps (everything on the organism's held-out suites; calibration never sees them
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,8 +21,19 @@ from typing import Any
 import torch
 
 from ..errors import CmrmError
+from ..models.vlm import VLM
 from ..shift import library_versions
-from .records import SUITES, DemoRecord, Verdict, best_setting, records_from_summary
+from .records import (
+    ANCHOR_SUITE,
+    ORGANISM,
+    SUITES,
+    TARGET_SUITE,
+    DemoRecord,
+    DemoResult,
+    best_setting,
+    records_from_summary,
+)
+from .render import write_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -53,51 +63,40 @@ class DemoConfig:
             raise CmrmError(f"limit and anchors must be positive, got {self.limit}, {self.anchors}")
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    """What the demo measured."""
+def load_model(model: str) -> VLM:
+    """A bundled model by name (``organism``), or a directory of weights trained with the
+    organism's recipe (``cmrm organism train -o DIR``), as a VLM."""
+    from ..models import MODELS, load_bundled, load_vlm
 
-    records: tuple[DemoRecord, ...]
-    verdict: Verdict
-    gap: dict[str, Any] | None
-    out_dir: Path
-
-
-def _load(model: str) -> Any:
-    from ..models import from_model, load_vlm
-
-    if model == "organism":
-        return load_vlm("organism")
-    from ..organism import load_organism
-
-    net, processor = load_organism(model)
-    return from_model(net, processor, model_id=f"organism:{model}")
+    if model in MODELS:
+        return load_vlm(model)
+    return load_bundled(ORGANISM, model)
 
 
-def _gap(vlm: Any, config: DemoConfig, show_progress: bool) -> dict[str, Any]:
+def _gap(vlm: VLM, config: DemoConfig, show_progress: bool) -> dict[str, Any]:
     from ..analysis.gap import run_gap
+    from ..data import load_items
     from ..images import NullImage
-    from ..organism import load_suite
 
-    items = load_suite("organism:harmful-image", limit=config.limit)
+    items = load_items(TARGET_SUITE, limit=config.limit)
     report = run_gap(
         vlm,
         items,
         out_dir=config.out_dir / "gap",
         nulls=(NullImage.parse(config.null),),
         show_progress=show_progress,
-        meta={"data": "organism:harmful-image"},
+        meta={"data": TARGET_SUITE},
     )
     gap = report.to_json()
     return {"largest_gap_layer": report.largest_gap_layer, "layers": gap["layers"]}
 
 
-def _calibrate(vlm: Any, config: DemoConfig, show_progress: bool) -> Path:
+def _calibrate(vlm: VLM, config: DemoConfig, show_progress: bool) -> Path:
+    from ..data import load_items
     from ..estimate import calibrate
     from ..images import NullImage
-    from ..organism import load_suite
 
-    anchors = load_suite("organism:anchor", limit=config.anchors)
+    anchors = load_items(ANCHOR_SUITE, limit=config.anchors)
     shift = calibrate(
         vlm,
         anchors,
@@ -110,7 +109,7 @@ def _calibrate(vlm: Any, config: DemoConfig, show_progress: bool) -> Path:
 
 
 def _evaluate(
-    vlm: Any, config: DemoConfig, shift_dir: Path, show_progress: bool
+    vlm: VLM, config: DemoConfig, shift_dir: Path, show_progress: bool
 ) -> list[DemoRecord]:
     from ..evaluation import EvalConfig, run_eval
 
@@ -154,14 +153,11 @@ def run_demo(config: DemoConfig | None = None, *, show_progress: bool = False) -
 
 
 def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
-    from .render import write_outputs
-
-    vlm = _load(config.model)
+    vlm = load_model(config.model)
     gap = _gap(vlm, config, show_progress) if config.gap else None
     shift_dir = _calibrate(vlm, config, show_progress)
     records = _evaluate(vlm, config, shift_dir, show_progress)
-    verdict = best_setting(records)
-    result = DemoResult(tuple(records), verdict, gap, config.out_dir)
+    result = DemoResult(tuple(records), best_setting(records), gap, config.out_dir)
     header = {
         key: (str(value) if isinstance(value, Path) else value)
         for key, value in asdict(config).items()
@@ -169,14 +165,3 @@ def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
     write_outputs(result, {"config": header, "versions": library_versions()})
     logger.info("demo outputs in %s", config.out_dir)
     return result
-
-
-def summary_json(result: DemoResult, header: dict[str, Any]) -> str:
-    """The text of ``summary.json``."""
-    body = {
-        **header,
-        "records": [r.to_json() for r in result.records],
-        "best": result.verdict.to_json(),
-        "gap": result.gap,
-    }
-    return json.dumps(body, indent=2, allow_nan=False, default=str) + "\n"

@@ -9,7 +9,6 @@ benchmark; interventions (``dataset``, ``sample``) get one cell per operator and
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -19,12 +18,13 @@ from typing import Any
 from ..atomic import write_json_atomic
 from ..baselines import BASELINES
 from ..contrast import CONTRASTS, ESTIMATORS
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, UnknownNameError
 from ..images import NullImage
-from ..interventions.operators import OPERATORS
 from ..methods import METHOD_NAMES
+from ..operators import OPERATORS, needs_axis
 from ..positions import check_positions
 from ..shift import library_versions
+from ..validation import check_alpha
 from .store import read_json
 
 NO_ALPHA_METHODS = BASELINES
@@ -130,7 +130,7 @@ class EvalConfig:
         bad_ops = [o for o in self.operators if o not in OPERATORS]
         if bad_ops or not self.operators or len(set(self.operators)) != len(self.operators):
             raise ConfigError(
-                f"operators must be distinct names among {', '.join(OPERATORS)}; "
+                f"operators must be distinct names among {', '.join(OPERATORS.names())}; "
                 f"got {list(self.operators)}"
             )
         extra = sorted(set(self.method_options) - set(BASELINES))
@@ -142,8 +142,7 @@ class EvalConfig:
         if steered and not self.alphas:
             raise ConfigError("no alpha given; pass --alpha 0.5,1.0 for dataset/sample methods")
         for a in self.alphas:
-            if not isinstance(a, int | float) or not math.isfinite(a):
-                raise ConfigError(f"alpha must be a finite number, got {a!r}")
+            check_alpha(a, error=ConfigError)
         if len(set(self.alphas)) != len(self.alphas):
             raise ConfigError(f"alphas repeat: {list(self.alphas)}")
         check_positions(self.positions)
@@ -179,7 +178,7 @@ class EvalConfig:
     @property
     def needs_shift(self) -> bool:
         """A calibrated shift is needed: dataset-level vectors, or safety axes for an operator."""
-        axes = any(OPERATORS[op].needs_axis for op in self.operators)
+        axes = any(needs_axis(op) for op in self.operators)
         return "dataset" in self.methods or ("sample" in self.methods and axes)
 
     @property
@@ -270,16 +269,18 @@ def base_name(spec: str) -> str:
 
 
 def default_judge(benchmark: str) -> str:
-    """``organism`` for organism suites, ``mc`` for ScienceQA, ``reference`` for open-ended
-    utility benchmarks (LLaVA-Bench, MM-Vet), ``refusal`` for everything else."""
-    name = base_name(benchmark)
-    if name.startswith("organism:"):
-        return "organism"
-    if name.startswith("scienceqa"):
-        return "mc"
-    if name.startswith(("llava-bench", "mm-vet")):
-        return "reference"
-    return "refusal"
+    """The judge a benchmark spec's registry entry declares (:attr:`Benchmark.default_judge`):
+    ``organism`` for organism suites, ``mc`` for ScienceQA, ``reference`` for open-ended utility
+    benchmarks (LLaVA-Bench, MM-Vet), ``refusal`` for everything else: other benchmarks, generic
+    JSONL files, and names the registry does not know (sources injected into
+    :func:`~cmrm.evaluation.run_eval`, whose loading reports unknown names itself).
+    """
+    from ..data.registry import parse_spec
+
+    try:
+        return parse_spec(benchmark)[0].default_judge
+    except UnknownNameError:
+        return "refusal"
 
 
 def paper_preset(

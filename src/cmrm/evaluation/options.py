@@ -16,9 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
-from .config import EvalConfig, paper_preset
-
-PRESETS = ("paper",)
+from .config import EvalConfig
+from .presets import get_preset
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -112,8 +111,7 @@ def build_config(
     Raises:
         ConfigError: unknown preset, malformed flag, or an invalid configuration.
     """
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+    make_preset = None if preset is None else get_preset(preset)
     given: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     if benches:
         given["benchmarks"] = tuple(b for spec in benches for b in split_list(spec))
@@ -133,7 +131,7 @@ def build_config(
         given["root"] = root
     if per_root:
         given["roots"] = per_root
-    if preset is None:
+    if make_preset is None:
         if judge_model is not None:
             raise ConfigError("--judge-model only applies to --preset paper; use --judge-option")
         return EvalConfig(
@@ -144,7 +142,7 @@ def build_config(
             **given,
         )
     base = (
-        paper_preset(model) if judge_model is None else paper_preset(model, judge_model=judge_model)
+        make_preset(model) if judge_model is None else make_preset(model, judge_model=judge_model)
     )
     if "anchors" not in given and given.get("shift") is not None:
         given["anchors"] = None  # a given shift replaces the preset's calibration

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError, UnknownNameError
+from ..errors import ConfigError, DataError
 from ..images import NullImage
 from ..items import Item
 from ..judges.judgment import Judge
@@ -28,19 +28,10 @@ def default_load_items(spec: str, *, root: str | Path | None = None, **kwargs: A
 
 
 def default_get_judge(name: str, **options: Any) -> Judge:
-    """:func:`cmrm.judges.get_judge`, plus the organism's exact judge under ``organism``."""
-    from ..judges import get_judge
+    """:func:`cmrm.judges.get_judge` (every judge, the organism's included, is a registry entry)."""
+    from ..judges.registry import get_judge
 
-    try:
-        return get_judge(name, **options)
-    except UnknownNameError:
-        if name != "organism":
-            raise
-    from ..organism.judge import OrganismJudge
-
-    if options:
-        raise ConfigError(f"the organism judge takes no options, got {sorted(options)}")
-    return OrganismJudge()
+    return get_judge(name, **options)
 
 
 def attach_null(items: Sequence[Item], null: NullImage) -> list[Item]:

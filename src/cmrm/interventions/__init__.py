@@ -4,8 +4,9 @@ See :mod:`cmrm.interventions.value` (the :class:`Intervention` value) and
 :mod:`cmrm.interventions.operators` (``add``, ``project``, ``norm-preserving``, ``gated``).
 """
 
+from ..operators import OPERATORS
 from .apply import intervene
-from .operators import OPERATORS, Operator, get_operator
+from .operators import Operator, get_operator
 from .value import SOURCES, Intervention, Source
 
 __all__ = [

@@ -24,13 +24,13 @@ even run, see :func:`cmrm.interventions.steering.steer`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, cast
 
 import torch
 from torch import Tensor
 
 from ..axes import SafetyAxis
-from ..errors import unknown_name
+from ..operators import OPERATORS
 
 
 class Operator(Protocol):
@@ -114,15 +114,10 @@ class Gated:
         return _keep(hidden, h + step[..., None] * u, mask)
 
 
-OPERATORS: dict[str, Operator] = {
-    op.name: op for op in (Add(), Project(), NormPreserving(), Gated())
-}
-"""Every operator by name; a new operator is one class plus one entry here."""
-
-
 def get_operator(name: str) -> Operator:
-    """The operator called ``name``; UnknownNameError with a did-you-mean otherwise."""
-    try:
-        return OPERATORS[name]
-    except KeyError:
-        raise unknown_name("operator", name, list(OPERATORS)) from None
+    """The operator registered as ``name`` (:data:`cmrm.operators.OPERATORS`).
+
+    Raises:
+        UnknownNameError: not registered, with a did-you-mean suggestion.
+    """
+    return cast(Operator, OPERATORS.get(name)())

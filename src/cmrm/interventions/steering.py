@@ -17,7 +17,6 @@ Everything is validated before a single hook is registered; the hooks are owned 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ..hooks import HookSet, hidden_of, with_hidden
 from ..models.vlm import VLM
 from ..positions import Positions, PromptLayout, check_positions, expand_rows
 from ..shift import SampleShift, ShiftVectors
+from ..validation import check_alpha
 from .operators import Operator, get_operator
 
 
@@ -86,8 +86,7 @@ def _operator_and_axes(
 def _validate(
     vlm: VLM, shift: ShiftVectors | SampleShift, alpha: float, layers: Any, positions: str
 ) -> tuple[Positions, tuple[int, ...]]:
-    if not isinstance(alpha, int | float) or not math.isfinite(alpha):
-        raise CmrmError(f"alpha must be a finite number, got {alpha!r}")
+    check_alpha(alpha)
     pos = check_positions(positions)
     if not isinstance(shift, ShiftVectors | SampleShift):
         raise CmrmError(

@@ -13,7 +13,6 @@ AdaShield's defence prompt, ECSO's caption-then-answer) are not interventions: s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -22,6 +21,7 @@ from ..errors import CmrmError
 from ..images import NullImage
 from ..positions import Positions, check_positions
 from ..shift import ShiftVectors
+from ..validation import check_alpha
 from .operators import get_operator
 
 Source = Literal["dataset", "sample"]
@@ -60,10 +60,7 @@ class Intervention:
                 f"intervention source must be one of {', '.join(SOURCES)}, got {self.source!r}"
             )
         op = get_operator(self.operator)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
-            raise CmrmError(f"alpha must be a finite number, got {self.alpha!r}")
-        if not math.isfinite(self.alpha):
-            raise CmrmError(f"alpha must be a finite number, got {self.alpha!r}")
+        check_alpha(self.alpha)
         check_positions(self.positions)
         if self.contrast not in CONTRASTS:
             raise CmrmError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")

@@ -1,148 +1,66 @@
 """Judges by name: ``get_judge("refusal")``, ``get_judge("llamaguard", model=...)``, ...
 
-Each name maps to a factory whose keyword arguments are the judge's options; unknown names and
-unknown options fail with a did-you-mean message.
+:data:`JUDGES` is a :class:`cmrm.registry.Registry` of factories: each name maps to a lazily
+imported function (or class) whose keyword arguments are the judge's options, so importing this
+module imports neither torch nor a backend. Unknown names and unknown options fail with a
+did-you-mean message. A new judge is one line::
+
+    JUDGES.register("name", "package.module:factory", description="...")
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import torch
+from cmrm.errors import ConfigError
+from cmrm.registry import Registry
 
-from cmrm.errors import ConfigError, unknown_name
+if TYPE_CHECKING:
+    from .judgment import Judge
 
-from .backends import ChatBackend
-from .hf_backend import ContentFormat, HFBackend
-from .judgment import Judge
-from .mc import MultipleChoiceJudge
-from .openai_backend import OpenAIBackend
-from .prompts import VERDICT_TEMPLATE, parse_guard, parse_verdict
-from .reference import Mode, ReferenceJudge
-from .refusal import RefusalJudge
-from .safety import SafetyJudge, VerdictPrompt, guard_conversation
-
-LLAMA_GUARD_DEFAULT = "meta-llama/Llama-Guard-3-1B"
+JudgeFactory = Callable[..., "Judge"]
+"""``factory(**options) -> Judge``."""
 
 
-def hf_backend(
-    model: Any = None,
-    *,
-    tokenizer: Any = None,
-    dtype: str | torch.dtype | None = "auto",
-    device: str | None = None,
-    batch_size: int = 8,
-    max_new_tokens: int = 32,
-    content_format: ContentFormat = "auto",
-    show_progress: bool = False,
-) -> HFBackend:
-    """A hub id / local directory (loaded here) or an already-built model plus its tokenizer."""
-    options: dict[str, Any] = {
-        "batch_size": batch_size,
-        "max_new_tokens": max_new_tokens,
-        "content_format": content_format,
-        "show_progress": show_progress,
-    }
-    if model is None:
-        raise ConfigError("a judge model is required: pass model='<hub id or local directory>'")
-    if isinstance(model, str):
-        if tokenizer is not None:
-            raise ConfigError(
-                "pass tokenizer= only together with an already-built model, not with a model id "
-                f"({model!r}); the tokenizer is loaded from the same id"
-            )
-        return HFBackend.load(model, dtype=dtype, device=device, **options)
-    if tokenizer is None:
-        raise ConfigError(
-            f"got a built model ({type(model).__name__}) but no tokenizer; pass tokenizer=..."
-        )
-    if device is not None:
-        model.to(device)
-    return HFBackend(model, tokenizer, **options)
-
-
-def refusal_judge(
-    *,
-    phrases: Sequence[str] | None = None,
-    extra_phrases: Sequence[str] = (),
-    prefix_chars: int | None = None,
-) -> Judge:
-    return RefusalJudge(phrases=phrases, extra_phrases=extra_phrases, prefix_chars=prefix_chars)
-
-
-def llamaguard_judge(
-    model: Any = LLAMA_GUARD_DEFAULT, *, max_new_tokens: int = 20, **backend: Any
-) -> Judge:
-    _check("llamaguard", backend, hf_backend)
-    engine = hf_backend(model, max_new_tokens=max_new_tokens, **backend)
-    return SafetyJudge("llamaguard", engine, converse=guard_conversation, parse=parse_guard)
-
-
-def llm_judge(
-    model: Any = None,
-    *,
-    template: str = VERDICT_TEMPLATE,
-    system: str | None = None,
-    **backend: Any,
-) -> Judge:
-    _check("llm", backend, hf_backend)
-    prompt = VerdictPrompt(template, system)
-    engine = hf_backend(model, **backend)
-    return SafetyJudge("llm", engine, converse=prompt, parse=parse_verdict)
-
-
-def openai_judge(
-    model: str | None = None,
-    *,
-    template: str = VERDICT_TEMPLATE,
-    system: str | None = None,
-    **backend: Any,
-) -> Judge:
-    _check("openai", backend, OpenAIBackend)
-    prompt = VerdictPrompt(template, system)
-    engine = OpenAIBackend(model, **backend)  # type: ignore[arg-type]  # None -> clear error
-    return SafetyJudge("openai", engine, converse=prompt, parse=parse_verdict)
-
-
-def mc_judge() -> Judge:
-    return MultipleChoiceJudge()
-
-
-def reference_judge(
-    *,
-    backend: str = "hf",
-    mode: Mode = "llava-bench",
-    template: str | None = None,
-    system: str | None = None,
-    **options: Any,
-) -> Judge:
-    makers: dict[str, Callable[..., ChatBackend]] = {"hf": hf_backend, "openai": OpenAIBackend}
-    if backend not in makers:
-        raise unknown_name("reference-judge backend", backend, list(makers))
-    _check(f"reference (backend={backend})", options, makers[backend])
-    return ReferenceJudge(makers[backend](**options), mode=mode, template=template, system=system)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    factory: Callable[..., Judge]
-    description: str
-
-
-_JUDGES: dict[str, _Entry] = {
-    "refusal": _Entry(refusal_judge, "refusal-phrase matching (offline; attack success rate)"),
-    "llamaguard": _Entry(llamaguard_judge, "Llama Guard 3 safety classifier (transformers)"),
-    "llm": _Entry(llm_judge, "an HF instruct model prompted for a safe/unsafe verdict"),
-    "openai": _Entry(openai_judge, "safe/unsafe verdict from an OpenAI-compatible endpoint"),
-    "mc": _Entry(mc_judge, "multiple-choice answer extraction and correctness (ScienceQA)"),
-    "reference": _Entry(
-        reference_judge, "judge-model scoring against references (LLaVA-Bench, MM-Vet)"
-    ),
-}
+JUDGES: Registry[JudgeFactory] = Registry("judge", callables=True)
+JUDGES.register(
+    "refusal",
+    "cmrm.judges.factories:refusal_judge",
+    description="refusal-phrase matching (offline; attack success rate)",
+)
+JUDGES.register(
+    "llamaguard",
+    "cmrm.judges.factories:llamaguard_judge",
+    description="Llama Guard 3 safety classifier (transformers)",
+)
+JUDGES.register(
+    "llm",
+    "cmrm.judges.factories:llm_judge",
+    description="an HF instruct model prompted for a safe/unsafe verdict",
+)
+JUDGES.register(
+    "openai",
+    "cmrm.judges.factories:openai_judge",
+    description="safe/unsafe verdict from an OpenAI-compatible endpoint",
+)
+JUDGES.register(
+    "mc",
+    "cmrm.judges.factories:mc_judge",
+    description="multiple-choice answer extraction and correctness (ScienceQA)",
+)
+JUDGES.register(
+    "reference",
+    "cmrm.judges.factories:reference_judge",
+    description="judge-model scoring against references (LLaVA-Bench, MM-Vet)",
+)
+JUDGES.register(
+    "organism",
+    "cmrm.organism.judge:OrganismJudge",
+    description="the model organism's exact, grammar-aware judge (organism suites; no options)",
+)
 
 
 def _accepted(factory: Callable[..., Any]) -> list[str]:
@@ -150,8 +68,11 @@ def _accepted(factory: Callable[..., Any]) -> list[str]:
     return [p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
 
-def _check(owner: str, options: Mapping[str, Any], *factories: Callable[..., Any]) -> None:
+def check_options(owner: str, options: Mapping[str, Any], *factories: Callable[..., Any]) -> None:
+    """Raise ConfigError for an option none of ``factories`` accepts (with a did-you-mean)."""
     known = [name for f in factories for name in _accepted(f)]
+    if options and not known:
+        raise ConfigError(f"judge {owner!r} takes no options, got {sorted(options)}")
     for key in options:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
@@ -162,17 +83,25 @@ def _check(owner: str, options: Mapping[str, Any], *factories: Callable[..., Any
 
 
 def get_judge(name: str, **options: Any) -> Judge:
-    """Build the judge registered as ``name`` with its options (see ``docs/judges.md``)."""
-    entry = _JUDGES.get(name)
-    if entry is None:
-        raise unknown_name("judge", name, list(_JUDGES))
-    factory = entry.factory
+    """Build the judge registered as ``name`` with its options (see ``docs/judges.md``).
+
+    Raises:
+        UnknownNameError: no judge is called ``name`` (with a did-you-mean suggestion).
+        ConfigError: an option the judge does not take, or a bad value.
+    """
+    factory = JUDGES.get(name)
     has_extra = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
     if not has_extra:
-        _check(name, options, factory)
+        check_options(name, options, factory)
     return factory(**options)
+
+
+def check_judge(name: str) -> None:
+    """Raise UnknownNameError (with a did-you-mean) unless ``name`` is a registered judge;
+    imports nothing, so it can run before any expensive work."""
+    JUDGES.entry(name)
 
 
 def list_judges() -> list[tuple[str, str]]:
     """(name, description) of every registered judge, in registry order."""
-    return [(name, entry.description) for name, entry in _JUDGES.items()]
+    return [(entry.name, entry.description) for entry in JUDGES.entries()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UnsupportedModelError
+from ..registry import Registry, instance_of
 
 
 @dataclass(frozen=True)
@@ -92,26 +93,35 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ),
 )
 
-_BY_TYPE = {model_type: spec for spec in FAMILIES for model_type in spec.model_types}
+FAMILY_REGISTRY: Registry[FamilySpec] = Registry("VLM family", check=instance_of(FamilySpec))
+"""Families by name; each ``model_type`` other than the name is an alias."""
+for _spec in FAMILIES:
+    FAMILY_REGISTRY.register(
+        _spec.name,
+        _spec,
+        description=f"e.g. {_spec.example}",
+        aliases=[t for t in _spec.model_types if t != _spec.name],
+    )
 
 
 def family_for(model_type: str) -> FamilySpec:
-    """The spec of a ``config.model_type``.
+    """The spec of a ``config.model_type`` (or a family name).
 
     Raises:
         UnsupportedModelError: the family is not supported; lists those that are.
     """
-    if model_type in _BY_TYPE:
-        return _BY_TYPE[model_type]
+    if model_type in FAMILY_REGISTRY:
+        return FAMILY_REGISTRY.get(model_type)
     story = ""
     if model_type == "mllama":
         story = (
             " Llama-3.2-Vision attends to images through cross-attention layers, so there are no "
             "image tokens in the sequence to contrast with; CMRM as defined does not apply."
         )
+    known = sorted({t for spec in FAMILY_REGISTRY.values() for t in spec.model_types})
     raise UnsupportedModelError(
         f"model_type {model_type!r} is not a supported VLM family.{story} Supported: "
-        f"{', '.join(sorted(_BY_TYPE))}. A model of a supported architecture under another "
+        f"{', '.join(known)}. A model of a supported architecture under another "
         "model_type can be used through cmrm.from_model(model, processor, family=NAME, "
         "layers_path=...)."
     )

@@ -1,4 +1,4 @@
-"""Load a VLM from a hub id, a local directory, or the bundled organism."""
+"""Load a VLM from a hub id, a local directory, or a bundled model (:data:`MODELS`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from ..errors import CmrmError, UnsupportedModelError
 from ..layers import locate_decoder_layers, unwrap
 from .families import FamilySpec, family_for
+from .registry import MODELS
 from .vlm import VLM
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,11 @@ def load_vlm(
     trust_remote_code: bool = False,
     layers_path: str | None = None,
 ) -> VLM:
-    """Load a VLM and its processor from a hub id, a local directory, or ``"organism"``.
+    """Load a VLM and its processor from a hub id, a local directory, or a bundled model.
 
     Args:
-        model: hub id (``llava-hf/llava-1.5-7b-hf``), local directory, or ``organism``.
+        model: hub id (``llava-hf/llava-1.5-7b-hf``), local directory, or the name of a bundled
+            model (:data:`cmrm.models.registry.MODELS`: ``organism``).
         dtype: ``float32``/``bfloat16``/``float16`` or None for the checkpoint's own.
         device: ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (``device_map="auto"``).
         trust_remote_code: allow code from the hub repository (off unless asked).
@@ -112,13 +114,8 @@ def load_vlm(
         CmrmError: the model cannot be found or loaded.
     """
     torch_dtype = parse_dtype(dtype)
-    if model == "organism":
-        from ..organism import load_organism
-
-        organism, organism_processor = load_organism(device=device, dtype=torch_dtype)
-        return from_model(
-            organism, organism_processor, model_id="organism", layers_path=layers_path
-        )
+    if model in MODELS:
+        return load_bundled(model, dtype=torch_dtype, device=device, layers_path=layers_path)
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     where = "local directory" if Path(model).is_dir() else "hub id"
@@ -142,3 +139,28 @@ def load_vlm(
     processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
     logger.info("loaded %s (%s)", model, config.model_type)
     return from_model(net, processor, model_id=model, layers_path=layers_path)
+
+
+def load_bundled(
+    name: str,
+    path: str | Path | None = None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | None = None,
+    layers_path: str | None = None,
+) -> VLM:
+    """A bundled model (:data:`~cmrm.models.registry.MODELS`) as a :class:`VLM`.
+
+    Args:
+        name: the bundled model's name (``organism``).
+        path: a directory of weights trained with its recipe (``cmrm organism train -o DIR``);
+            None loads the shipped weights. The model id is then ``name:path``.
+
+    Raises:
+        UnknownNameError: ``name`` is not a bundled model (with a did-you-mean suggestion).
+        DataError: the weights are missing.
+    """
+    loader = MODELS.get(name)
+    net, processor = loader(path, device=device, dtype=parse_dtype(dtype))
+    model_id = name if path is None else f"{name}:{path}"
+    return from_model(net, processor, model_id=model_id, layers_path=layers_path)

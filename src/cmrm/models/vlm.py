@@ -75,11 +75,13 @@ class VLM:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        first: torch.nn.Parameter = next(self.model.parameters())
+        return first.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        first: torch.nn.Parameter = next(self.model.parameters())
+        return first.dtype
 
     @property
     def tokenizer(self) -> Any:
@@ -106,6 +108,14 @@ class VLM:
             logger.warning("processor of %s has no chat template; prompting raw", self.model_id)
         token = getattr(self.processor, "image_token", None) or "<image>"
         return f"{token}{prompt}\n" if with_image and self.spec.name != "paligemma" else prompt
+
+    def image_groups(self, has_image: Sequence[bool]) -> list[list[int]]:
+        """Row indices grouped into processor calls: one group when the family mixes rows with
+        and without an image (or all rows are alike), else the image rows, then the others."""
+        rows = list(range(len(has_image)))
+        if self.spec.mixed_batches or all(has_image) or not any(has_image):
+            return [rows]
+        return [[i for i in rows if has_image[i]], [i for i in rows if not has_image[i]]]
 
     def encode(self, prompts: Sequence[str], images: Sequence[Image.Image | None]) -> Batch:
         """Tokenise a batch (left padded) and locate image tokens.

@@ -1,10 +1,9 @@
-"""The organism's evaluation and calibration suites, as :class:`~cmrm.items.Item` lists.
+"""The organism's suites as :class:`~cmrm.items.Item` lists, built from :mod:`.catalog`.
 
-All suites are deterministic (fixed seeds) and hold in-memory PIL images. Evaluation suites use
-the ``eval`` verb-object split and the ``eval`` image stream; the anchor (calibration) suite uses
-the ``anchor`` split and the ``anchor`` image stream; training used neither (see
-:mod:`cmrm.organism.grammar` and :mod:`cmrm.organism.scenes`). Requests are shuffled once with a
-fixed seed, so any ``limit`` takes a spread over verbs, objects and templates.
+All suites are deterministic (fixed seeds) and hold in-memory PIL images; :mod:`.catalog` says
+which verb-object pairs and which image stream each one uses (and why validation suites use the
+train pairs with a ``val`` image stream). Requests are shuffled once with a fixed seed, so any
+``limit`` takes a spread over verbs, objects and templates.
 """
 
 from __future__ import annotations
@@ -17,19 +16,20 @@ from cmrm.errors import unknown_name
 from cmrm.items import Item
 
 from . import grammar as g
+from .catalog import (
+    ANCHOR_SUITE,
+    CATALOG,
+    EVAL_SUITES,
+    SUITES,
+    VALIDATION_SUITES,
+    ImageMode,
+)
 from .scenes import blank_image, scenes
 
-SUITES: dict[str, str] = {
-    "organism:harmful-text": "held-out harmful requests, text only",
-    "organism:harmful-image": "held-out harmful requests, each with a held-out scene image",
-    "organism:harmful-blank": "held-out harmful requests, each with a white blank image",
-    "organism:benign-text": "held-out benign requests, text only (over-refusal)",
-    "organism:benign-image": "held-out benign requests, each with a held-out scene image",
-    "organism:image-qa": "colour and shape questions about held-out scene images",
-    "organism:anchor": "calibration set: harmful and benign requests with images, disjoint "
-    "from every evaluation suite (other verb-object pairs, other images)",
-}
+__all__ = ["ANCHOR_SUITE", "EVAL_SUITES", "SUITES", "VALIDATION_SUITES", "load_suite"]
+
 EVAL_IMAGES = 400
+"""Scenes drawn from an image stream (``eval`` or ``val``) for request and QA suites."""
 _SHUFFLE_SEED = 20241011
 
 
@@ -45,11 +45,17 @@ def _shuffled(
 
 
 def _requests(
-    name: str, kind: Literal["harmful", "benign"], image: Literal["none", "scene", "blank"]
+    name: str,
+    kind: Literal["harmful", "benign"],
+    image: ImageMode,
+    *,
+    split: g.Split = "eval",
+    stream: str = "eval",
+    size: int | None = None,
 ) -> list[Item]:
-    pics = scenes("eval", EVAL_IMAGES) if image == "scene" else []
+    pics = scenes(stream, EVAL_IMAGES) if image == "scene" else []
     items = []
-    for i, (template, question, verb, obj) in enumerate(_shuffled(kind, "eval")):
+    for i, (template, question, verb, obj) in enumerate(_shuffled(kind, split)[:size]):
         meta: dict[str, object] = {"verb": verb, "object": obj, "template": template}
         picture = None
         if image == "scene":
@@ -64,9 +70,9 @@ def _requests(
     return items
 
 
-def _image_qa(name: str) -> list[Item]:
+def _image_qa(name: str, stream: str = "eval") -> list[Item]:
     items = []
-    for i, scene in enumerate(scenes("eval", EVAL_IMAGES)[:300]):
+    for i, scene in enumerate(scenes(stream, EVAL_IMAGES)[:300]):
         colour = i % 2 == 0
         questions = g.COLOUR_QUESTIONS if colour else g.SHAPE_QUESTIONS
         answer = scene.colour if colour else scene.shape
@@ -111,13 +117,17 @@ def _anchor(name: str) -> list[Item]:
 
 @cache
 def _build(name: str) -> tuple[Item, ...]:
-    if name == "organism:image-qa":
-        return tuple(_image_qa(name))
-    if name == "organism:anchor":
+    suite = CATALOG[name]
+    if suite.content == "anchor":
         return tuple(_anchor(name))
-    kind, image = name.removeprefix("organism:").split("-")
-    mode = {"text": "none", "image": "scene", "blank": "blank"}[image]
-    return tuple(_requests(name, kind, mode))  # type: ignore[arg-type]
+    if suite.content == "image-qa":
+        return tuple(_image_qa(name, suite.stream))
+    assert suite.kind is not None, name
+    return tuple(
+        _requests(
+            name, suite.kind, suite.image, split=suite.pairs, stream=suite.stream, size=suite.size
+        )
+    )
 
 
 def load_suite(name: str, *, limit: int | None = None) -> list[Item]:

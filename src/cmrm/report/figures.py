@@ -10,14 +10,13 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
+from typing import TYPE_CHECKING
 
 from ..evaluation.metrics import CellSummary, Estimate, Summary
+from .canvas import new_figure, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 PLOTTED = ("unsafe_rate", "over_refusal_rate", "accuracy", "score")
 LABELS = {
@@ -91,14 +90,13 @@ def plot_benchmark(summary: Summary, benchmark: str, path: Path) -> Path | None:
     if not metrics:
         return None
     alphas = sorted({c.cell.alpha for c in cells if c.cell.alpha is not None})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    fig = new_figure(figsize=(4.6 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         _panel(ax, cells, metric, alphas)
         ax.set_title(f"{benchmark}: {LABELS[metric]}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _pooled(cells: Sequence[CellSummary], metrics: Sequence[str]) -> tuple[float, Estimate | None]:
@@ -128,7 +126,8 @@ def plot_tradeoff(summary: Summary, path: Path) -> Path | None:
             points.append((method, alpha, x, ex, y, ey))
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.4))
+    fig = new_figure(figsize=(6, 4.4))
+    ax = fig.subplots()
     seen: set[str] = set()
     for method, alpha, x, ex, y, ey in points:
         ax.errorbar(
@@ -152,6 +151,4 @@ def plot_tradeoff(summary: Summary, path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

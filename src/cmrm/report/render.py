@@ -1,40 +1,36 @@
-"""``report.md`` and ``report.html`` from a run directory (tables, figures, examples, gap).
+"""``report.md`` and ``report.html`` of a run directory (tables, figures, examples, gap).
 
-Every string that comes from a run (prompts, completions, benchmark names) is HTML-escaped, in
-the Markdown too (Markdown viewers render raw HTML). Figures are PNG files in ``figures/`` next to
-the reports; the HTML also embeds them as base64, so it stands alone.
+The content is built here as a :class:`~cmrm.report.document.Document` and written by the one
+report writer, :mod:`cmrm.report.document` (which escapes every string from the run). Figures are
+PNG files in ``figures/`` next to the reports; the HTML also embeds them, so it stands alone.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..atomic import atomic_write
 from ..evaluation.metrics import METRICS, Summary
 from ..evaluation.store import read_json, read_rows
+from .document import (
+    Block,
+    Document,
+    Fields,
+    Figure,
+    Preformatted,
+    Section,
+    Table,
+    Text,
+    write_document,
+)
 from .figures import LABELS, plot_benchmark, plot_tradeoff, slug
 
 logger = logging.getLogger(__name__)
 
 EXAMPLES_PER_CELL = 3
 TRUNCATE = 300
-
-
-@dataclass(frozen=True)
-class Section:
-    """A report section, rendered to both formats."""
-
-    title: str
-    tables: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = ()
-    figure: Path | None = None
-    text: str | None = None
-    """Preformatted text (the gap summary), shown verbatim."""
+TITLE = "cmrm evaluation report"
 
 
 def _cut(text: str, limit: int = TRUNCATE) -> str:
@@ -42,9 +38,7 @@ def _cut(text: str, limit: int = TRUNCATE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _metric_table(
-    summary: Summary, benchmark: str
-) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+def _metric_table(summary: Summary, benchmark: str) -> Table:
     cells = [c for c in summary.cells if c.cell.benchmark == benchmark]
     shown = [m for m in METRICS if any(c.metrics[m].value is not None for c in cells)]
     head = ("method", "alpha", "judge", "n", *(LABELS[m] for m in shown))
@@ -58,7 +52,7 @@ def _metric_table(
         )
         for c in cells
     )
-    return head, rows
+    return Table(head, rows)
 
 
 def _examples(run_dir: Path, cells: Sequence[str]) -> dict[str, list[tuple[str, ...]]]:
@@ -81,77 +75,27 @@ def build_sections(run_dir: Path, summary: Summary, figures: Path) -> list[Secti
     benchmarks = list(dict.fromkeys(c.cell.benchmark for c in summary.cells))
     sections = []
     for bench in benchmarks:
+        title = f"Benchmark {bench}"
+        blocks: list[Block] = [_metric_table(summary, bench)]
         fig = plot_benchmark(summary, bench, figures / f"{slug(bench)}-alpha.png")
-        sections.append(Section(f"Benchmark {bench}", (_metric_table(summary, bench),), fig))
+        if fig is not None:
+            blocks.append(Figure(fig, title))
+        sections.append(Section(title, tuple(blocks)))
+    title = "Safety-utility trade-off"
     tradeoff = plot_tradeoff(summary, figures / "tradeoff.png")
     if tradeoff is not None:
-        sections.append(Section("Safety-utility trade-off", figure=tradeoff))
+        sections.append(Section(title, (Figure(tradeoff, title),)))
     examples = _examples(run_dir, [c.cell.key for c in summary.cells])
     head = ("item", "prompt", "completion", "judgment")
     tables = tuple(
-        (("cell " + key, *head[1:]), tuple(rows)) for key, rows in examples.items() if rows
+        Table(("cell " + key, *head[1:]), tuple(rows)) for key, rows in examples.items() if rows
     )
     sections.append(Section(f"Example generations (first {EXAMPLES_PER_CELL} per cell)", tables))
     gap = run_dir / "gap" / "summary.md"
     if gap.is_file():
-        sections.append(Section("Representation gap", text=gap.read_text(encoding="utf-8")))
+        text = gap.read_text(encoding="utf-8")
+        sections.append(Section("Representation gap", (Preformatted(text),)))
     return sections
-
-
-def _md_cell(text: str) -> str:
-    return html.escape(text).replace("|", "\\|")
-
-
-def render_markdown(header: Mapping[str, Any], sections: Sequence[Section], base: Path) -> str:
-    lines = ["# cmrm evaluation report", ""]
-    lines += [f"- **{_md_cell(k)}**: {_md_cell(str(v))}" for k, v in header.items()]
-    lines += ["", "Intervals are 95 % percentile-bootstrap intervals over items.", ""]
-    for section in sections:
-        lines += [f"## {_md_cell(section.title)}", ""]
-        for head, rows in section.tables:
-            lines.append("| " + " | ".join(_md_cell(h) for h in head) + " |")
-            lines.append("|" + "---|" * len(head))
-            lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
-            lines.append("")
-        if section.figure is not None:
-            rel = section.figure.relative_to(base).as_posix()
-            lines += [f"![{_md_cell(section.title)}]({rel})", ""]
-        if section.text is not None:
-            lines += [section.text.rstrip(), ""]
-    return "\n".join(lines)
-
-
-_CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;}"
-    "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-    "th{background:#f3f3f3}img{max-width:100%}pre{background:#f7f7f7;padding:1em;overflow:auto}"
-)
-
-
-def render_html(header: Mapping[str, Any], sections: Sequence[Section]) -> str:
-    e = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8"><title>cmrm evaluation report</title>',
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>cmrm evaluation report</h1><ul>",
-        *(f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in header.items()),
-        "</ul><p>Intervals are 95 % percentile-bootstrap intervals over items.</p>",
-    ]
-    for section in sections:
-        parts.append(f"<h2>{e(section.title)}</h2>")
-        for head, rows in section.tables:
-            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows]
-            parts.append("</table>")
-        if section.figure is not None:
-            data = base64.b64encode(section.figure.read_bytes()).decode("ascii")
-            parts.append(f'<img alt="{e(section.title)}" src="data:image/png;base64,{data}">')
-        if section.text is not None:
-            parts.append(f"<pre>{e(section.text)}</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -184,9 +128,15 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         "versions": ", ".join(f"{k} {v}" for k, v in stored.get("versions", {}).items()),
         "complete": all(c.n == c.expected for c in summary.cells),
     }
-    sections = build_sections(run_dir, summary, figures)
+    document = Document(
+        TITLE,
+        intro=(
+            Fields(tuple((key, str(value)) for key, value in header.items())),
+            Text("Intervals are 95 % percentile-bootstrap intervals over items."),
+        ),
+        sections=tuple(build_sections(run_dir, summary, figures)),
+    )
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    atomic_write(md_path, render_markdown(header, sections, run_dir))
-    atomic_write(html_path, render_html(header, sections))
+    write_document(document, md_path, html_path)
     logger.info("wrote %s and %s", md_path, html_path)
     return md_path, html_path

@@ -4,8 +4,10 @@ See :mod:`cmrm.tuning.space` (the grid), :mod:`cmrm.tuning.objective` (the score
 constraints) and :mod:`cmrm.tuning.run` (the search and its outputs).
 """
 
+from .config import TuneConfig
 from .objective import Objective, Score, TrialMetrics
-from .run import Trial, TuneConfig, TuneResult, run_tune
+from .result import Trial, TuneResult
+from .run import run_tune
 from .space import DEFAULT_ALPHAS, Setting, TuneSpace, Variant
 
 __all__ = [

@@ -41,21 +41,21 @@ class TrialMetrics:
         pools: dict[str, list[float]] = {k: [] for k in ("c", "r", "d", "u", "o")}
         per: dict[str, dict[str, float | None]] = {}
         for cell in summary.cells:
-            m = cell.metrics
-            per[cell.cell.benchmark] = {name: est.value for name, est in m.items()}
+            values = {name: est.value for name, est in cell.metrics.items()}
+            per[cell.cell.benchmark] = values
             for pool, metric in (
                 ("c", "unsafe_rate"),
                 ("r", "refusal_rate"),
                 ("o", "over_refusal_rate"),
+                ("d", "degenerate_rate"),
             ):
-                if m[metric].value is not None:
-                    pools[pool].append(float(m[metric].value))  # type: ignore[arg-type]
-            for metric in ("accuracy", "score"):
-                if m[metric].value is not None:
-                    pools["u"].append(float(m[metric].value))  # type: ignore[arg-type]
-                    break
-            if m["degenerate_rate"].value is not None:
-                pools["d"].append(float(m["degenerate_rate"].value))  # type: ignore[arg-type]
+                value = values.get(metric)
+                if value is not None:
+                    pools[pool].append(float(value))
+            utility = values.get("accuracy")
+            utility = utility if utility is not None else values.get("score")
+            if utility is not None:
+                pools["u"].append(float(utility))
 
         def mean(pool: str) -> float | None:
             values = pools[pool]

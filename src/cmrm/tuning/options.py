@@ -7,8 +7,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..evaluation.options import parse_alphas, parse_keyed, parse_options, split_list
+from .config import TuneConfig
 from .objective import Objective
-from .run import TuneConfig
 from .space import TuneSpace
 
 SEQUENTIAL = {"both": (False, True), "on": (True,), "off": (False,)}

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..atomic import atomic_path
+from .result import Trial, TuneResult
 
 if TYPE_CHECKING:
-    from .run import Trial, TuneConfig, TuneResult
+    from .config import TuneConfig
 
 
 def _utility_cost(trial: Trial) -> float:

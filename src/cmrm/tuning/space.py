@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..contrast import CONTRASTS, ESTIMATORS
 from ..errors import ConfigError
-from ..interventions.operators import OPERATORS
 from ..interventions.value import SOURCES
+from ..operators import operator_names
 from ..positions import POSITIONS
 
 DEFAULT_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)
@@ -108,7 +108,7 @@ def auto_bands(num_layers: int) -> tuple[str, ...]:
 class TuneSpace:
     """The grid; every field is a list of choices (``bands`` may contain ``auto``)."""
 
-    operators: tuple[str, ...] = tuple(OPERATORS)
+    operators: tuple[str, ...] = field(default_factory=operator_names)
     estimators: tuple[str, ...] = ("mean",)
     contrasts: tuple[str, ...] = ("null", "image")
     sequential: tuple[bool, ...] = (False, True)
@@ -119,7 +119,7 @@ class TuneSpace:
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Sequence[Any], Sequence[Any]]] = [
-            ("operator", self.operators, tuple(OPERATORS)),
+            ("operator", self.operators, operator_names()),
             ("estimator", self.estimators, ESTIMATORS),
             ("contrast", self.contrasts, CONTRASTS),
             ("positions", self.positions, POSITIONS),

@@ -1,0 +1,52 @@
+"""The values ``cmrm tune`` produces: a finished trial and the whole result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .objective import Score, TrialMetrics
+from .space import Setting
+
+
+@dataclass(frozen=True)
+class Trial:
+    """A finished setting: its validation metrics and score."""
+
+    setting: Setting
+    metrics: TrialMetrics
+    score: Score
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cell": "tune",
+            "id": self.setting.key,
+            "setting": self.setting.to_json(),
+            "metrics": self.metrics.to_json(),
+            "score": self.score.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> Trial:
+        return cls(
+            Setting.from_json(row["setting"]),
+            TrialMetrics.from_json(row["metrics"]),
+            Score(**row["score"]),
+        )
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What the search found."""
+
+    recommended: Trial
+    trials: tuple[Trial, ...]
+    baseline: TrialMetrics
+    text_only: TrialMetrics
+    out_dir: Path
+
+    @property
+    def feasible(self) -> int:
+        return sum(t.score.feasible for t in self.trials)
