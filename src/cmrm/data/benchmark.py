@@ -73,6 +73,9 @@ class Benchmark:
     """Why there is no download (shown when root is missing and ``remote`` is None)."""
     uses_root: bool = True
     """False for built-in sources (the organism suites) that take no root."""
+    aliases: tuple[str, ...] = ()
+    """Other names the benchmark is found under (the paper's, e.g. ``JailbreakLLMs``); matched
+    without regard to case."""
 
     def load(
         self,

@@ -9,12 +9,13 @@ Besides the upstream benchmarks, two kinds of names are registered here:
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError, unknown_name
+from cmrm.errors import DataError, UnknownNameError
 from cmrm.items import Item, read_jsonl
 
 from . import mmsafety, overrefusal, safety, utility
@@ -82,6 +83,33 @@ _ALL: tuple[Benchmark, ...] = (
     + tuple(_organism(s) for s in ORGANISM_SUITES)
 )
 _REGISTRY: dict[str, Benchmark] = {b.name: b for b in _ALL}
+# Aliases (the paper's names) and names in any case -> the registered name.
+_ALIASES: dict[str, str] = {
+    **{b.name.lower(): b.name for b in _ALL},
+    **{alias.lower(): b.name for b in _ALL for alias in b.aliases},
+}
+
+
+def _lookup(name: str) -> Benchmark | None:
+    found = _REGISTRY.get(name)
+    if found is None and name.lower() in _ALIASES:
+        found = _REGISTRY[_ALIASES[name.lower()]]
+    return found
+
+
+def _unknown(name: str) -> UnknownNameError:
+    """An unknown benchmark: did-you-mean over names and aliases, the names listed."""
+    choices = {**{b.name: b.name for b in _ALL}, **{a: b.name for b in _ALL for a in b.aliases}}
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    hint = ""
+    if close:
+        hint = f" Did you mean {close[0]!r}?"
+        if choices[close[0]] != close[0]:
+            hint = f" Did you mean {close[0]!r} ({choices[close[0]]})?"
+    return UnknownNameError(
+        f"unknown benchmark {name!r}.{hint} Known: {', '.join(sorted(_REGISTRY))} "
+        "(`cmrm bench list` shows aliases), or a path to a .jsonl file."
+    )
 
 
 def list_benchmarks() -> list[Benchmark]:
@@ -90,23 +118,45 @@ def list_benchmarks() -> list[Benchmark]:
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name``; UnknownNameError with a did-you-mean suggestion otherwise."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name("benchmark", name, list(_REGISTRY)) from None
+    """The benchmark called ``name`` (or an alias of it, any case); UnknownNameError with a
+    did-you-mean suggestion otherwise."""
+    found = _lookup(name)
+    if found is None:
+        raise _unknown(name)
+    return found
 
 
 def parse_spec(spec: str) -> tuple[Benchmark, Path | None, str | None]:
-    """``name``, ``name:split``, ``file.jsonl`` or ``file.jsonl:split`` -> (benchmark, file, split)."""
+    """``name``, ``name:split``, ``file.jsonl`` or ``file.jsonl:split`` -> (benchmark, file, split).
+
+    Raises:
+        UnknownNameError: neither a benchmark (name or alias) nor a ``.jsonl``/existing file.
+        DataError: a known benchmark or file with an unknown split, or a folder.
+    """
     base, split = spec, None
-    if spec not in _REGISTRY and spec.rpartition(":")[2] in SPLITS:
-        base, _, split = spec.rpartition(":")
-    if base in _REGISTRY:
-        return _REGISTRY[base], None, split
-    if base.endswith(".jsonl") or Path(base).expanduser().is_file():
-        return JSONL, Path(base).expanduser(), split
-    raise unknown_name("benchmark", base, list(_REGISTRY))
+    if _lookup(spec) is None and ":" in spec:
+        head, _, tail = spec.rpartition(":")
+        if tail in SPLITS:
+            base, split = head, tail
+        elif _lookup(head) is not None or head.endswith(".jsonl") or Path(head).is_file():
+            raise DataError(
+                f"unknown split {tail!r} in {spec!r}; the splits are {', '.join(SPLITS)} "
+                f"(e.g. {head}:{SPLITS[-1]}), or none for all items"
+            )
+    found = _lookup(base)
+    if found is not None:
+        return found, None, split
+    path = Path(base).expanduser()
+    if base.endswith(".jsonl") or path.is_file():
+        return JSONL, path, split
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.jsonl"))
+        raise DataError(
+            f"{base} is a folder; pass the .jsonl file in it"
+            + (f" (e.g. {path / files[0]})" if files else " (it holds none)")
+            + " or a benchmark name"
+        )
+    raise _unknown(base)
 
 
 def load_items(
@@ -132,5 +182,10 @@ def load_items(
     if path is not None:
         if root is not None:
             raise DataError(f"spec {spec!r} is a file; do not also pass root={root!r}")
+        if not path.is_file():
+            raise DataError(
+                f"data file {path} does not exist; pass an existing JSONL file of items (one "
+                'object per line: {"id", "prompt", "image"}) or a benchmark name (cmrm bench list)'
+            )
         root = path
     return benchmark.load(root, split=spec_split or split, limit=limit, seed=seed, **options)
