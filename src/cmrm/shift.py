@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -170,7 +171,13 @@ class ShiftVectors:
             raise IncompatibleShiftError(
                 f"{meta_path} has format_version {version}; this cmrm reads {FORMAT_VERSION}"
             )
-        tensors = load_file(str(tensor_path))
+        try:
+            tensors = load_file(str(tensor_path))
+        except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+            raise IncompatibleShiftError(
+                f"{tensor_path} cannot be read ({err}); the file is truncated or not a "
+                "safetensors file. Recalibrate with `cmrm calibrate` or restore the file"
+            ) from err
         expected = {f"layers.{layer}" for layer in layers}
         if set(tensors) != expected:
             raise IncompatibleShiftError(

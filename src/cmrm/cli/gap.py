@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors, load_data
-from .core import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt, load_model
+from .options import (
+    DeviceOpt,
+    DtypeOpt,
+    LayersPathOpt,
+    ModelArg,
+    ModelChoice,
+    RemoteOpt,
+    load_model,
+    only_with,
+)
 
 
 @app.command()
@@ -27,8 +36,12 @@ def gap(
     shift: Annotated[
         Path | None, typer.Option(help="Also measure the gap under this shift.")
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Shift scale with --shift.")] = 1.0,
-    positions: Annotated[str, typer.Option(help="Steered positions with --shift.")] = "last",
+    alpha: Annotated[
+        float | None, typer.Option(help="Shift scale [default: 1; needs --shift].")
+    ] = None,
+    positions: Annotated[
+        str | None, typer.Option(help="Steered positions [default: last; needs --shift].")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use at most N items.")] = None,
     root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -42,13 +55,28 @@ def gap(
 ) -> None:
     """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
     from ..analysis.gap import run_gap
+    from ..checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
     from ..images import NullImage
+    from ..positions import check_positions
     from ..shift import ShiftVectors
 
+    only_with({"--alpha": alpha, "--positions": positions}, shift is not None, "--shift DIR")
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    check_output_dir(output, "gap output folder")
     nulls = tuple(NullImage.parse(spec) for spec in null.split(",") if spec.strip())
+    if positions is not None:
+        check_positions(positions)
     loaded = ShiftVectors.load(shift) if shift is not None else None
+    check_layers(
+        layers,
+        peek_num_layers(model, layers_path=layers_path, trust_remote_code=trust_remote_code),
+    )
     items = load_data(data, root=root, limit=limit)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(choice)
+    vlm.layers.resolve(layers)
+    if loaded is not None:
+        loaded.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+    check_items_fit(vlm, items, f"data {data!r}")
     report = run_gap(
         vlm,
         items,
@@ -56,8 +84,8 @@ def gap(
         layers=layers,
         nulls=nulls,
         shift=loaded,
-        alpha=alpha,
-        positions=positions,
+        alpha=1.0 if alpha is None else alpha,
+        positions=positions or "last",
         batch_size=batch_size,
         show_progress=True,
         max_samples=max_samples,
