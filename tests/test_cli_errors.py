@@ -128,8 +128,8 @@ def test_the_default_method_is_named_and_never_hides_an_unknown_benchmark(tmp_pa
         "--method none,sample",
     )
     fails(run("eval", "organism", "--bench", "nosuch", "-o", out), "unknown benchmark 'nosuch'")
-    help_text = run("eval", "--help").output
-    assert "none,dataset,sample" in " ".join(help_text.split())
+    help_text = " ".join(run("eval", "--help").output.replace("│", " ").split())
+    assert "(default: none,dataset,sample; dataset needs --shift or --anchors)" in help_text
     assert not out.exists()
 
 
@@ -147,7 +147,8 @@ def test_eval_data_errors_are_found_before_config_json(tmp_path: Path, shift_dir
         (["--bench", missing, "--method", "none"], ["1 of 1 image file(s) do not exist", "'a'"]),
         (["--bench", empty, "--method", "none"], ["empty prompt"]),
         (["--bench", tmp_path / "nope.jsonl", "--method", "none"], ["nope.jsonl does not exist"]),
-        (["--bench", "organism:harmful-image", "--method", "dataset", "--shift", nan], ["NaN"]),
+        (["--bench", "organism:harmful-image", "--method", "dataset", "--shift", nan],
+         ["nan/shift.safetensors", "NaN"]),
         (["--bench", "organism:harmful-image", "--method", "dataset", "--shift", cut],
          ["shift.safetensors cannot be read", "truncated"]),
         (["--bench", "organism:harmful-image", "--method", "dataset", "--anchors",
@@ -304,6 +305,8 @@ def test_calibrate_bad_inputs(tmp_path: Path, saved_llava: Path) -> None:
 
 def test_gap_and_report_bad_inputs(tmp_path: Path, shift_dir: Path) -> None:
     fails(run("gap", "organism", "--alpha", "0.5", "-o", tmp_path / "g"), "--alpha only applies")
+    fails(run("gap", "organism", "--null", "blank,blank:white", "-o", tmp_path / "g"), "repeat")
+    fails(run("gap", "organism", "--null", ",", "-o", tmp_path / "g"), "one or more null images")
     fails(
         run("gap", "organism", "--shift", shift_dir, "--positions", "x", "-o", tmp_path / "g"),
         "positions must be one of",

@@ -184,7 +184,10 @@ class ShiftVectors:
                 f"{tensor_path} holds {sorted(tensors)} but shift.json lists {sorted(expected)}"
             )
         vectors = torch.stack([tensors[f"layers.{layer}"].float() for layer in layers])
-        return cls(layers=layers, vectors=vectors, meta=meta)
+        try:
+            return cls(layers=layers, vectors=vectors, meta=meta)
+        except IncompatibleShiftError as err:
+            raise IncompatibleShiftError(f"{tensor_path}: {err}") from err
 
 
 @dataclass(frozen=True)

@@ -125,24 +125,24 @@ def generate(
     sample_level: Annotated[bool, typer.Option("--sample-level", help="Per-input shift.")] = False,
     alpha: Annotated[
         float | None,
-        typer.Option(help="Shift scale; 0 = no change [default: 1; needs a shift]."),
+        typer.Option(help="Shift scale; 0 = no change (default: 1; needs a shift)."),
     ] = None,
     positions: Annotated[
-        str | None, typer.Option(help="all, text or last [default: all; needs a shift].")
+        str | None, typer.Option(help="all, text or last (default: all; needs a shift).")
     ] = None,
     layers: Annotated[
         str | None,
-        typer.Option(help="all, 12, 10,12,14 or 8:16 [default: all; needs a shift]."),
+        typer.Option(help="all, 12, 10,12,14 or 8:16 (default: all; needs a shift)."),
     ] = None,
     null: Annotated[
-        str | None, typer.Option(help="Null image of --sample-level [default: blank].")
+        str | None, typer.Option(help="Null image of --sample-level (default: blank).")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy.")] = False,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature [default: 1; needs --sample].")
+        float | None, typer.Option(help="Sampling temperature (default: 1; needs --sample).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: 0).")] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,

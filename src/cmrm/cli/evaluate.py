@@ -25,16 +25,16 @@ def eval_command(
     method: Annotated[
         str | None,
         typer.Option(
-            help="Comma list of none,dataset,sample,text-only [default: none,dataset,sample; "
-            "dataset needs --shift or --anchors]."
+            help="Comma list of none,dataset,sample,text-only (default: none,dataset,sample; "
+            "dataset needs --shift or --anchors)."
         ),
     ] = None,
     alpha: Annotated[
-        str | None, typer.Option(help="Comma list of alphas for dataset/sample [default: 1].")
+        str | None, typer.Option(help="Comma list of alphas for dataset/sample (default: 1).")
     ] = None,
-    positions: Annotated[str | None, typer.Option(help="all, text or last [default: all].")] = None,
+    positions: Annotated[str | None, typer.Option(help="all, text or last (default: all).")] = None,
     layers: Annotated[
-        str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3 [default: all].")
+        str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3 (default: all).")
     ] = None,
     shift: Annotated[
         str | None, typer.Option(help="Calibrated shift directory (method dataset).")
@@ -43,16 +43,16 @@ def eval_command(
         str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
     ] = None,
     estimator: Annotated[
-        str | None, typer.Option(help="mean or pc1 (with --anchors) [default: mean].")
+        str | None, typer.Option(help="mean or pc1 (with --anchors) (default: mean).")
     ] = None,
     contrast: Annotated[
         str | None,
-        typer.Option(help="null (the paper: text vs null image) or image [default: null]."),
+        typer.Option(help="null (the paper: text vs null image) or image (default: null)."),
     ] = None,
     null: Annotated[
         str | None,
         typer.Option(
-            help="Null image: blank[:colour], noise[:dist][:seed], mean [default: blank]."
+            help="Null image: blank[:colour], noise[:dist][:seed], mean (default: blank)."
         ),
     ] = None,
     judge: Annotated[
@@ -69,12 +69,12 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="First N items per benchmark.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Generation and judging batch size [default: 8].")
+        int | None, typer.Option(help="Generation and judging batch size (default: 8).")
     ] = None,
     max_new_tokens: Annotated[
-        int | None, typer.Option(help="Tokens generated per answer [default: 128].")
+        int | None, typer.Option(help="Tokens generated per answer (default: 128).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed (default: 0).")] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,

@@ -37,10 +37,10 @@ def gap(
         Path | None, typer.Option(help="Also measure the gap under this shift.")
     ] = None,
     alpha: Annotated[
-        float | None, typer.Option(help="Shift scale [default: 1; needs --shift].")
+        float | None, typer.Option(help="Shift scale (default: 1; needs --shift).")
     ] = None,
     positions: Annotated[
-        str | None, typer.Option(help="Steered positions [default: last; needs --shift].")
+        str | None, typer.Option(help="Steered positions (default: last; needs --shift).")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use at most N items.")] = None,
     root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,
@@ -56,6 +56,7 @@ def gap(
     """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
     from ..analysis.gap import run_gap
     from ..checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
+    from ..errors import ConfigError
     from ..images import NullImage
     from ..positions import check_positions
     from ..shift import ShiftVectors
@@ -64,6 +65,12 @@ def gap(
     choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
     check_output_dir(output, "gap output folder")
     nulls = tuple(NullImage.parse(spec) for spec in null.split(",") if spec.strip())
+    specs = [n.spec for n in nulls]
+    if not nulls or len(set(specs)) != len(specs):
+        raise ConfigError(
+            f"--null {null!r}: give one or more null images, each once (they repeat or are "
+            "missing); e.g. --null blank,noise"
+        )
     if positions is not None:
         check_positions(positions)
     loaded = ShiftVectors.load(shift) if shift is not None else None
