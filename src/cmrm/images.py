@@ -25,7 +25,9 @@ import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .errors import DataError
-from .items import ImageRef
+
+ImageRef = Path | Image.Image | None
+"""A path to an image file, an image already in memory (the organism's), or no image."""
 
 NullKind = Literal["blank", "noise", "mean"]
 DEFAULT_SIZE = (336, 336)

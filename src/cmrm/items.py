@@ -28,10 +28,9 @@ from typing import Any, Literal
 from PIL import Image
 
 from .errors import DataError
+from .images import ImageRef, export_image
 
 Kind = Literal["harmful", "benign"]
-ImageRef = Path | Image.Image | None
-"""A path to an image file, an image already in memory (the organism's), or no image."""
 
 _KINDS = ("harmful", "benign")
 _OPTIONAL = ("kind", "category", "reference", "choices", "answer", "caption")
@@ -163,7 +162,6 @@ def write_jsonl(items: Iterable[Item], path: str | Path, *, images: str = "image
         DataError: an image is missing or undecodable, or ``meta`` is not JSON-serialisable.
     """
     from .atomic import atomic_write
-    from .images import export_image
 
     path = Path(path)
     folder = path.parent / images
