@@ -120,3 +120,12 @@ def test_write_jsonl_round_trip_and_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "bad.jsonl").exists()
     with pytest.raises(DataError, match="item 'e': image .*gone.png does not exist"):
         write_jsonl([Item("e", "u", image=tmp_path / "gone.png")], tmp_path / "bad.jsonl")
+
+
+def test_bench_show_output_is_refused_with_the_way_to_export(tmp_path: Path) -> None:
+    shown = tmp_path / "a.jsonl"
+    shown.write_text(run("bench", "show", "organism:anchor", "--limit", "2"))
+    result = runner.invoke(app, ["calibrate", "organism", "--anchors", str(shown)])
+    assert result.exit_code == 1
+    assert "a.jsonl:1: 'image' is '<in-memory" in result.stderr
+    assert "cmrm bench export NAME -o DIR" in result.stderr

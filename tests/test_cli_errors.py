@@ -268,6 +268,7 @@ def test_device_auto_falls_back_to_the_cpu_without_cuda() -> None:
         (["hi", "--dtype", "float8"], ["unknown dtype"]),
         (["hi", "--device", "tpu"], ["unknown device 'tpu'"]),
         (["hi", "--image", "nope.png"], ["nope.png does not exist"]),
+        (["hi", "--image", "."], ["is a folder, not an image file"]),
     ],
 )
 def test_generate_bad_inputs(args: list[str], fragments: list[str], shift_dir: Path) -> None:

@@ -45,7 +45,8 @@ def load_image(ref: ImageRef) -> Image.Image | None:
         return ref.convert("RGB")
     path = Path(ref)
     if not path.is_file():
-        raise DataError(f"image {path} does not exist; check the data file's image paths")
+        what = "is a folder, not an image file" if path.is_dir() else "does not exist"
+        raise DataError(f"image {path} {what}; check the data file's image paths")
     try:
         with Image.open(path) as img:
             img.load()

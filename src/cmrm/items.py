@@ -95,6 +95,12 @@ def _item_from_record(record: Any, base: Path, where: str) -> Item:
     image = record.get("image")
     if image is not None and not isinstance(image, str):
         raise DataError(f"{where}: 'image' must be a path string or null, got {image!r}")
+    if isinstance(image, str) and image.startswith("<in-memory"):
+        raise DataError(
+            f"{where}: 'image' is {image!r}, the placeholder `cmrm bench show` prints for an "
+            "image held in memory; write the benchmark with its image files using "
+            "`cmrm bench export NAME -o DIR` and pass DIR/NAME.jsonl"
+        )
     meta = record.get("meta")
     if meta is not None and not isinstance(meta, dict):
         raise DataError(f"{where}: 'meta' must be a JSON object or absent, got {meta!r:.60}")
