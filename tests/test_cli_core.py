@@ -65,7 +65,6 @@ def test_calibrate_then_generate(saved_llava: Path, anchors: Path, tmp_path: Pat
             app,
             [
                 "generate",
-                "-m",
                 str(saved_llava),
                 "--image",
                 str(image),
@@ -85,8 +84,8 @@ def test_calibrate_then_generate(saved_llava: Path, anchors: Path, tmp_path: Pat
         (["calibrate", "MODEL", "--anchors", "missing.jsonl"], "does not exist"),
         (["calibrate", "MODEL", "--anchors", "ANCHORS", "--null", "fog"], "cannot parse null"),
         (["calibrate", "MODEL", "--anchors", "ANCHORS", "--layers", "9"], "out of range"),
-        (["generate", "-m", "MODEL", "--image", "nope.png", "w1"], "does not exist"),
-        (["generate", "-m", "MODEL", "--shift", "nowhere", "w1"], "shift.json is missing"),
+        (["generate", "MODEL", "--image", "nope.png", "w1"], "does not exist"),
+        (["generate", "MODEL", "--shift", "nowhere", "w1"], "shift.json is missing"),
         (["inspect", "/no/such/model/dir"], "cannot load the config"),
     ],
 )

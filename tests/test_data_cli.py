@@ -44,18 +44,22 @@ def test_show_options_and_split_spec() -> None:
             "mm-safetybench:eval",
             "--root",
             root,
-            "-o",
+            "--option",
             "variant=SD",
-            "-o",
+            "--option",
             "tiny=yes",
         ],
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert rows and all("/SD/" in row["image"] for row in rows) and len(rows) < 13
-    bad = runner.invoke(app, ["bench", "show", "mm-safetybench", "--root", root, "-o", "tiny"])
+    bad = runner.invoke(
+        app, ["bench", "show", "mm-safetybench", "--root", root, "--option", "tiny"]
+    )
     assert bad.exit_code == 1 and "KEY=VALUE" in bad.stderr and "variant" in bad.stderr
-    unknown = runner.invoke(app, ["bench", "show", "mm-safetybench", "--root", root, "-o", "x=1"])
+    unknown = runner.invoke(
+        app, ["bench", "show", "mm-safetybench", "--root", root, "--option", "x=1"]
+    )
     assert unknown.exit_code == 1 and "valid options: image_root, tiny, variant" in unknown.stderr
 
 

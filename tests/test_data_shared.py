@@ -1,7 +1,14 @@
-"""The loaders against the real upstream samples in ``shared/benchmarks`` (skipped when absent)."""
+"""The loaders against the real upstream samples in ``shared/benchmarks``.
+
+Where the samples are: ``$CMRM_SHARED_BENCHMARKS``, else ``../shared/benchmarks`` beside the
+repository. Without them these tests are skipped with a reason that says where they were looked
+for; when ``CMRM_SHARED_BENCHMARKS`` is set and the folder is not there, they fail instead (CI sets
+it, and ``.ci/run`` also fails if any of them was skipped).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,9 +17,20 @@ from cmrm.data import get_benchmark
 from cmrm.errors import DataError
 from cmrm.images import load_image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+ENV = "CMRM_SHARED_BENCHMARKS"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get(ENV) or REPO.parent / "shared" / "benchmarks").expanduser()
+_FOUND = (SHARED / "README.md").is_file() and (SHARED / "vlsafe").is_dir()
+if os.environ.get(ENV) and not _FOUND:
+    pytest.fail(
+        f"{ENV}={os.environ[ENV]} does not hold the benchmark samples (no README.md and vlsafe/ "
+        "there); point it at the shared/benchmarks folder or unset it",
+        pytrace=False,
+    )
 pytestmark = pytest.mark.skipif(
-    not SHARED.is_dir(), reason=f"real benchmark samples not found at {SHARED}"
+    not _FOUND,
+    reason=f"real benchmark samples not found at {SHARED} (no README.md and vlsafe/ there); "
+    f"set {ENV}=DIR to the shared/benchmarks folder to run these tests",
 )
 
 # name, folder, options, expected count (the samples hold 20 records per file)

@@ -29,7 +29,6 @@ def test_demo_writes_summary_report_and_figures(mini_organism: Path, tmp_path: P
         app,
         [
             "demo",
-            "--model",
             str(mini_organism),
             "-o",
             str(out),

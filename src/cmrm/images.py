@@ -14,6 +14,8 @@ A null image has the size of the image it replaces (or ``default_size`` when the
 
 from __future__ import annotations
 
+import hashlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ import numpy as np
 from PIL import Image, ImageColor, UnidentifiedImageError
 
 from .errors import DataError
-from .items import ImageRef
+
+ImageRef = Path | Image.Image | None
+"""A path to an image file, an image already in memory (the organism's), or no image."""
 
 NullKind = Literal["blank", "noise", "mean"]
 DEFAULT_SIZE = (336, 336)
@@ -41,13 +45,60 @@ def load_image(ref: ImageRef) -> Image.Image | None:
         return ref.convert("RGB")
     path = Path(ref)
     if not path.is_file():
-        raise DataError(f"image {path} does not exist; check the data file's image paths")
+        what = "is a folder, not an image file" if path.is_dir() else "does not exist"
+        raise DataError(f"image {path} {what}; check the data file's image paths")
     try:
         with Image.open(path) as img:
             img.load()
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise DataError(f"image {path} cannot be decoded ({err}); replace or remove it") from err
+
+
+_SUFFIXES = {
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "WEBP": ".webp",
+    "GIF": ".gif",
+    "BMP": ".bmp",
+    "TIFF": ".tiff",
+    "MPO": ".jpg",
+}
+
+
+def export_image(ref: Path | Image.Image, folder: Path) -> Path:
+    """Write an image into ``folder`` named by the SHA-256 of its bytes; returns its path.
+
+    A file is copied byte for byte, with the extension of its decoded format (so a WebP named
+    ``.png`` is written as ``.webp``); an in-memory image is saved as PNG (lossless). Writing
+    the same image twice writes one file.
+
+    Raises:
+        DataError: the file does not exist or is not an image PIL can decode.
+    """
+    from .atomic import atomic_write
+
+    if isinstance(ref, Image.Image):
+        buffer = io.BytesIO()
+        ref.save(buffer, format="PNG")
+        data, suffix = buffer.getvalue(), ".png"
+    else:
+        path = Path(ref)
+        if not path.is_file():
+            raise DataError(f"image {path} does not exist; check the data file's image paths")
+        data = path.read_bytes()
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                kind = img.format or ""
+        except (UnidentifiedImageError, OSError, ValueError) as err:
+            raise DataError(
+                f"image {path} cannot be decoded ({err}); replace or remove it"
+            ) from err
+        suffix = _SUFFIXES.get(kind, path.suffix.lower() or ".img")
+    target = folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
+    if not target.is_file() or target.stat().st_size != len(data):
+        atomic_write(target, data)
+    return target
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,18 @@ Generic JSONL format (one object per line)::
     {"id": "q2", "prompt": "...", "image": null, "kind": "harmful", "category": "weapons"}
 
 Optional keys: ``kind`` ("harmful" | "benign"), ``category``, ``reference`` (a reference answer),
-``choices`` (list of strings), ``answer`` (index into choices or a string), ``caption``.
+``choices`` (list of strings), ``answer`` (index into choices or a string), ``caption``, ``meta``
+(an object of anything else the benchmark records; judges and null pairing read it).
+
+:func:`write_jsonl` writes any items in this format with their images as files beside it (what
+``cmrm bench export`` does), so that every benchmark — the organism's in-memory suites included —
+can be read back by :func:`read_jsonl` and every command.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +28,9 @@ from typing import Any, Literal
 from PIL import Image
 
 from .errors import DataError
+from .images import ImageRef, export_image
 
 Kind = Literal["harmful", "benign"]
-ImageRef = Path | Image.Image | None
-"""A path to an image file, an image already in memory (the organism's), or no image."""
 
 _KINDS = ("harmful", "benign")
 _OPTIONAL = ("kind", "category", "reference", "choices", "answer", "caption")
@@ -85,9 +89,21 @@ def _item_from_record(record: Any, base: Path, where: str) -> Item:
             f"{where}: missing key(s) {missing}; every line needs 'id', 'prompt' and 'image' "
             "(a path relative to the file's folder, or null)"
         )
+    raw_id = record["id"]
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise DataError(f"{where}: 'id' must be a string or an integer, got {raw_id!r:.60}")
     image = record.get("image")
     if image is not None and not isinstance(image, str):
         raise DataError(f"{where}: 'image' must be a path string or null, got {image!r}")
+    if isinstance(image, str) and image.startswith("<in-memory"):
+        raise DataError(
+            f"{where}: 'image' is {image!r}, the placeholder `cmrm bench show` prints for an "
+            "image held in memory; write the benchmark with its image files using "
+            "`cmrm bench export NAME -o DIR` and pass DIR/NAME.jsonl"
+        )
+    meta = record.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise DataError(f"{where}: 'meta' must be a JSON object or absent, got {meta!r:.60}")
     choices = record.get("choices")
     if choices is not None and not (
         isinstance(choices, list) and all(isinstance(c, str) for c in choices)
@@ -95,7 +111,7 @@ def _item_from_record(record: Any, base: Path, where: str) -> Item:
         raise DataError(f"{where}: 'choices' must be a list of strings, got {choices!r}")
     try:
         return Item(
-            id=str(record["id"]),
+            id=str(raw_id),
             prompt=record["prompt"],
             image=(base / image) if image else None,
             kind=record.get("kind"),
@@ -104,6 +120,7 @@ def _item_from_record(record: Any, base: Path, where: str) -> Item:
             choices=tuple(choices) if choices is not None else None,
             answer=record.get("answer"),
             caption=record.get("caption"),
+            meta=meta or {},
         )
     except DataError as err:
         raise DataError(f"{where}: {err}") from err
@@ -136,3 +153,38 @@ def read_jsonl(path: str | Path) -> Iterator[Item]:
                 raise DataError(f"{where}: duplicate id {item.id!r}; ids must be unique")
             seen.add(item.id)
             yield item
+
+
+def write_jsonl(items: Iterable[Item], path: str | Path, *, images: str = "images") -> Path:
+    """Write ``items`` to ``path`` in the generic format, their images into ``images/`` beside it.
+
+    Image files are copied byte for byte and in-memory images saved as PNG, each named by the
+    hash of its bytes (an image shared by several items is written once) with the extension of
+    its decoded format (a WebP named ``.png`` becomes ``.webp``). Image paths in the file are
+    relative to its folder. The JSONL file is written last and atomically; :func:`read_jsonl`
+    reads it back to equal items (images as paths).
+
+    Raises:
+        DataError: an image is missing or undecodable, or ``meta`` is not JSON-serialisable.
+    """
+    from .atomic import atomic_write
+
+    path = Path(path)
+    folder = path.parent / images
+    lines = []
+    for item in items:
+        record = item.to_json()
+        if item.image is not None:
+            try:
+                saved = export_image(item.image, folder)
+            except DataError as err:
+                raise DataError(f"item {item.id!r}: {err}") from err
+            record["image"] = saved.relative_to(path.parent).as_posix()
+        try:
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        except (TypeError, ValueError) as err:
+            raise DataError(
+                f"item {item.id!r} cannot be written as JSON ({err}); its meta must hold only "
+                "JSON values (strings, numbers, booleans, null, lists, objects)"
+            ) from err
+    return atomic_write(path, "".join(lines))

@@ -47,6 +47,10 @@ class DecoderLayers:
         if isinstance(layers, int):
             layers = [layers]
         assert not isinstance(layers, str)
+        if not layers:
+            raise LayerResolutionError(
+                f"no layer selected; {self.path} has {n} layers (pass 'all', an index or a list)"
+            )
         out: list[int] = []
         for index in layers:
             if not -n <= index < n:
@@ -61,22 +65,62 @@ class DecoderLayers:
 
 
 def parse_layer_spec(spec: str, num_layers: int) -> list[int]:
-    """Parse ``"all"``, ``"3"``, ``"1,3,5"`` or a slice ``"4:12"`` (end exclusive)."""
-    spec = spec.strip()
-    if spec in ("", "all"):
-        return list(range(num_layers))
+    """Parse ``"all"``, ``"3"``, ``"1,3,5"`` or a slice ``"4:12"`` (end exclusive); see
+    :func:`layer_selection`, which this materialises."""
+    return list(layer_selection(spec, num_layers))
+
+
+def layer_selection(spec: str, num_layers: int) -> Sequence[int]:
+    """Parse ``"all"``, ``"3"``, ``"1,3,5"`` or a slice ``"4:12"`` (end exclusive).
+
+    A slice must lie inside the ``num_layers`` layers and select at least one: ``"8:16"`` on a
+    model with 4 layers and ``"3:1"`` are errors, never a silent empty selection. Negative bounds
+    count from the end, as in Python (``"-2:"`` is the last two layers).
+
+    Raises:
+        LayerResolutionError: the spec does not parse, a bound is out of range, or it selects
+            nothing.
+    """
+    text = spec.strip()
+    if text in ("", "all"):
+        return range(num_layers)
     try:
-        if ":" in spec:
-            start, _, stop = spec.partition(":")
-            return list(range(num_layers))[
-                slice(int(start) if start else None, int(stop) if stop else None)
-            ]
-        return [int(part) for part in spec.split(",") if part.strip()]
+        if ":" in text:
+            start_text, _, stop_text = text.partition(":")
+            start = int(start_text) if start_text.strip() else 0
+            stop = int(stop_text) if stop_text.strip() else num_layers
+        else:
+            indices = [int(part) for part in text.split(",") if part.strip()]
     except ValueError as err:
         raise LayerResolutionError(
             f"cannot parse layers {spec!r}; use 'all', an index '12', a list '10,12,14' "
             "or a slice '8:16'"
         ) from err
+    if ":" not in text:
+        if not indices:
+            raise LayerResolutionError(
+                f"layers {spec!r} names no layer; use 'all', an index '12' or a list '10,12,14'"
+            )
+        return indices
+    if min(start, stop) >= 0 and start >= stop:
+        raise LayerResolutionError(
+            f"layer slice {spec!r} selects no layer: the start must be below the exclusive end, "
+            f"e.g. '{stop}:{start + 1}'"
+        )
+    for bound in (start, stop):
+        if not -num_layers <= bound <= num_layers:
+            raise LayerResolutionError(
+                f"layer slice {spec!r} is out of range: the model has {num_layers} layers "
+                f"(slice bounds 0..{num_layers}, or negative from the end); e.g. "
+                f"'{max(num_layers // 2, 0)}:{num_layers}'"
+            )
+    selected = range(num_layers)[start:stop]
+    if not selected:
+        raise LayerResolutionError(
+            f"layer slice {spec!r} selects no layer (start must be below the exclusive end); "
+            f"the model has {num_layers} layers, e.g. '{max(num_layers // 2, 0)}:{num_layers}'"
+        )
+    return selected
 
 
 def unwrap(model: Any) -> Any:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -193,7 +194,13 @@ class ShiftVectors:
             raise IncompatibleShiftError(
                 f"{meta_path} has format_version {version}; this cmrm reads {FORMAT_VERSION}"
             )
-        tensors = load_file(str(tensor_path))
+        try:
+            tensors = load_file(str(tensor_path))
+        except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+            raise IncompatibleShiftError(
+                f"{tensor_path} cannot be read ({err}); the file is truncated or not a "
+                "safetensors file. Recalibrate with `cmrm calibrate` or restore the file"
+            ) from err
         expected = {f"layers.{layer}" for layer in layers}
         found = {key for key in tensors if key.startswith("layers.")}
         if found != expected:
@@ -201,12 +208,15 @@ class ShiftVectors:
                 f"{tensor_path} holds {sorted(found)} but shift.json lists {sorted(expected)}"
             )
         vectors = torch.stack([tensors[f"layers.{layer}"].float() for layer in layers])
-        axes = SafetyAxes.from_tensors(layers, tensors)
-        if has_axes and axes is None:
-            raise IncompatibleShiftError(
-                f"{meta_path} says the shift has safety axes but {tensor_path} holds none"
-            )
-        return cls(layers=layers, vectors=vectors, meta=meta, axes=axes)
+        try:
+            axes = SafetyAxes.from_tensors(layers, tensors)
+            if has_axes and axes is None:
+                raise IncompatibleShiftError(
+                    f"{meta_path} says the shift has safety axes but the file holds none"
+                )
+            return cls(layers=layers, vectors=vectors, meta=meta, axes=axes)
+        except IncompatibleShiftError as err:
+            raise IncompatibleShiftError(f"{tensor_path}: {err}") from err
 
 
 @dataclass(frozen=True)

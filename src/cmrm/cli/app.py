@@ -65,10 +65,13 @@ def main(
 
 
 def load_data(spec: str, *, root: Path | None = None, limit: int | None = None) -> list[Item]:
-    """Items of a benchmark (``NAME[:split]``) or a generic JSONL file; an empty set is an error."""
+    """Items of a benchmark (``NAME[:split]``) or a generic JSONL file, checked: an empty set,
+    an empty prompt or a missing image file is an error."""
+    from ..checks import check_items
     from ..data import load_items
 
     items = load_items(spec, root=root, limit=limit)
     if not items:
         raise DataError(f"{spec!r} holds no items; check the file or the benchmark's --root")
+    check_items(items, spec)
     return items

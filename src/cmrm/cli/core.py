@@ -1,4 +1,4 @@
-"""Core commands: inspect, calibrate, generate."""
+"""Core commands: inspect, calibrate, generate (each takes MODEL as its first argument)."""
 
 from __future__ import annotations
 
@@ -9,49 +9,22 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 from .app import app, cli_errors, load_data
+from .options import (
+    DeviceOpt,
+    DtypeOpt,
+    LayersPathOpt,
+    ModelArg,
+    ModelChoice,
+    RemoteOpt,
+    load_model,
+    only_with,
+)
 
 if TYPE_CHECKING:
     from ..capture import ReadPosition
     from ..contrast import Contrast, Estimator
-    from ..models.vlm import VLM
 
-ModelArg = Annotated[
-    str, typer.Argument(help="Hub id, local directory saved with save_pretrained, or 'organism'.")
-]
-DtypeOpt = Annotated[
-    str | None,
-    typer.Option("--dtype", help="float32, bfloat16 or float16 (default: checkpoint's)."),
-]
-DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda, cuda:N or auto (default: cpu).")
-]
-LayersPathOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--layers-path", help="Explicit decoder-layer path, e.g. model.language_model.layers."
-    ),
-]
-RemoteOpt = Annotated[
-    bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
-]
-
-
-def load_model(
-    model: str,
-    dtype: str | None,
-    device: str | None,
-    layers_path: str | None,
-    trust_remote_code: bool = False,
-) -> VLM:
-    from ..models import load_vlm
-
-    return load_vlm(
-        model,
-        dtype=dtype,
-        device=device,
-        layers_path=layers_path,
-        trust_remote_code=trust_remote_code,
-    )
+READ_POSITIONS = ("last", "mean")
 
 
 @app.command()
@@ -66,8 +39,8 @@ def inspect(
     """Print family, decoder path, number of layers, hidden size and image-token count as JSON."""
     from ..introspect import describe
 
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
-    typer.echo(json.dumps(describe(vlm), indent=2))
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    typer.echo(json.dumps(describe(load_model(choice)), indent=2))
 
 
 @app.command()
@@ -77,7 +50,7 @@ def calibrate(
     anchors: Annotated[
         str, typer.Option("--anchors", help="Anchor set: a JSONL file or BENCH[:split].")
     ] = "",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for the shift.")] = Path(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the shift.")] = Path(
         "shift"
     ),
     null: Annotated[
@@ -109,17 +82,29 @@ def calibrate(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Estimate a dataset-level shift (text-only minus null-image states) and save it."""
+    from ..checks import check_choice, check_items_fit, check_layers, check_output_dir
+    from ..checks import peek_num_layers as peek
+    from ..contrast import CONTRASTS, ESTIMATORS
     from ..estimate import calibrate as run_calibrate
     from ..images import NullImage
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    check_output_dir(output, "shift folder")
+    null_image = NullImage.parse(null)
+    check_choice("--estimator", estimator, ESTIMATORS)
+    check_choice("--contrast", contrast, CONTRASTS)
+    check_choice("--read", read, READ_POSITIONS)
+    check_layers(layers, peek(model, layers_path=layers_path, trust_remote_code=trust_remote_code))
     items = load_data(anchors, root=root, limit=limit)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(choice)
+    vlm.layers.resolve(layers)
+    check_items_fit(vlm, items, f"anchor set {anchors!r}")
     shift = run_calibrate(
         vlm,
         items,
-        null=NullImage.parse(null),
+        null=null_image,
         estimator=cast("Estimator", estimator),
         layers=layers,
         contrast=cast("Contrast", contrast),
@@ -148,41 +133,63 @@ def calibrate(
 @app.command()
 @cli_errors
 def generate(
+    model: ModelArg,
     prompt: Annotated[str, typer.Argument(help="The request.")],
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Hub id, directory or organism.")
-    ] = "organism",
     image: Annotated[Path | None, typer.Option(help="Image file (omit for text only).")] = None,
     shift: Annotated[
-        Path | None, typer.Option(help="Shift directory from `cmrm calibrate`.")
+        Path | None, typer.Option(help="Shift folder from `cmrm calibrate` (dataset-level).")
     ] = None,
     sample_level: Annotated[bool, typer.Option("--sample-level", help="Per-input shift.")] = False,
     alpha: Annotated[
         float | None,
-        typer.Option(help="Shift scale; 0 = no change (default: tune's recommendation, else 1)."),
+        typer.Option(
+            help="Shift scale; 0 = no change (default: tune's recommendation, else 1; needs a "
+            "shift)."
+        ),
     ] = None,
     operator: Annotated[
         str | None,
-        typer.Option(help="add (the paper), project, norm-preserving or gated."),
+        typer.Option(
+            help="add (the paper), project, norm-preserving or gated (default: tune's "
+            "recommendation, else add)."
+        ),
     ] = None,
-    positions: Annotated[str | None, typer.Option(help="all, text or last.")] = None,
-    layers: Annotated[str | None, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = None,
-    null: Annotated[str | None, typer.Option(help="Null image for --sample-level.")] = None,
+    positions: Annotated[
+        str | None, typer.Option(help="all, text or last (default: all; needs a shift).")
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="all, 12, 10,12,14 or 8:16 (default: all; needs a shift)."),
+    ] = None,
+    null: Annotated[
+        str | None, typer.Option(help="Null image of --sample-level (default: blank).")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy.")] = False,
-    temperature: float = 1.0,
-    seed: int = 0,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (default: 1; needs --sample).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: 0).")] = None,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
 ) -> None:
-    """Generate an answer, optionally with CMRM; the answer is streamed to stdout."""
+    """Generate an answer to PROMPT, optionally with CMRM; the answer is streamed to stdout.
+
+    --shift DIR with --sample-level uses per-input vectors and the shift's safety axes (for the
+    operators project and gated)."""
+    from ..checks import check_layers, check_prompt, check_prompt_fits
+    from ..checks import peek_num_layers as peek
     from ..generate import GenerationOptions, stream_answer
     from ..images import load_image
     from ..interventions.build import InterventionOptions, build_intervention
     from ..shift import ShiftVectors
 
+    check_prompt(prompt)
+    only_with({"--null": null}, sample_level, "--sample-level")
+    only_with({"--temperature": temperature, "--seed": seed}, sample, "--sample")
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
     loaded = ShiftVectors.load(shift) if shift is not None else None
     intervention = build_intervention(
         InterventionOptions(
@@ -196,8 +203,17 @@ def generate(
         )
     )
     options = GenerationOptions(
-        max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, seed=seed
+        max_new_tokens=max_new_tokens,
+        do_sample=sample,
+        temperature=1.0 if temperature is None else temperature,
+        seed=seed or 0,
     )
+    check_layers(layers, peek(model, layers_path=layers_path, trust_remote_code=trust_remote_code))
     picture = load_image(image)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(choice)
+    if layers is not None:
+        vlm.layers.resolve(layers)
+    if loaded is not None:
+        loaded.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+    check_prompt_fits(vlm, prompt, picture)
     stream_answer(vlm, prompt, picture, intervention, options)

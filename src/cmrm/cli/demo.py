@@ -20,12 +20,13 @@ def _floats(text: str) -> tuple[float, ...]:
 @app.command()
 @cli_errors
 def demo(
+    model: Annotated[
+        str,
+        typer.Argument(help="'organism' (bundled) or a directory from `cmrm organism train`."),
+    ] = "organism",
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
         "cmrm-demo"
     ),
-    model: Annotated[
-        str, typer.Option(help="'organism' (bundled) or a directory from `cmrm organism train`.")
-    ] = "organism",
     alphas: Annotated[str, typer.Option(help="Comma-separated alphas.")] = "0.02,0.05,0.1,0.25,1.0",
     positions: Annotated[str, typer.Option(help="Comma-separated: last, text, all.")] = "last,all",
     estimator: Annotated[str, typer.Option(help="Dataset-level estimator: mean or pc1.")] = "mean",
@@ -34,9 +35,11 @@ def demo(
     gap: Annotated[bool, typer.Option(help="Run the representation-gap analysis.")] = True,
 ) -> None:
     """Show the gap, calibrate, evaluate none/dataset/sample CMRM, print the table, write a report."""
+    from ..checks import check_output_dir
     from ..demo import DemoConfig, run_demo
     from ..demo.render import table
 
+    check_output_dir(output, "demo output folder")
     config = DemoConfig(
         out_dir=output,
         model=model,

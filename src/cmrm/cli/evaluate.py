@@ -8,17 +8,16 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors
+from .options import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt
 
 
 @app.command("eval")
 @cli_errors
 def eval_command(
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Run directory (created; re-run to resume).")
+        Path, typer.Option("--output", "-o", help="Run folder (created; re-run to resume).")
     ],
-    model: Annotated[
-        str, typer.Argument(help="Hub id, local directory, or 'organism'.")
-    ] = "organism",
+    model: ModelArg = "organism",
     bench: Annotated[
         list[str] | None,
         typer.Option("--bench", help="Benchmark name, NAME:split or FILE.jsonl; repeat."),
@@ -26,8 +25,8 @@ def eval_command(
     method: Annotated[
         str | None,
         typer.Option(
-            help="Comma list of baselines none,text-only,adashield,ecso and interventions "
-            "dataset,sample (default: none,dataset,sample)."
+            help="Comma list of none, text-only, adashield, ecso (baselines) and dataset, sample "
+            "(interventions) (default: none,dataset,sample; dataset needs --shift or --anchors)."
         ),
     ] = None,
     operator: Annotated[
@@ -42,26 +41,34 @@ def eval_command(
         typer.Option(help="BASELINE.KEY=VALUE, e.g. ecso.self_check=true."),
     ] = None,
     alpha: Annotated[
-        str | None, typer.Option(help="Comma list of alphas for dataset/sample.")
+        str | None, typer.Option(help="Comma list of alphas for dataset/sample (default: 1).")
     ] = None,
-    positions: Annotated[str | None, typer.Option(help="all, text or last.")] = None,
-    layers: Annotated[str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3.")] = None,
+    positions: Annotated[str | None, typer.Option(help="all, text or last (default: all).")] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3 (default: all).")
+    ] = None,
     shift: Annotated[
         str | None, typer.Option(help="Calibrated shift directory (method dataset).")
     ] = None,
     anchors: Annotated[
         str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
     ] = None,
-    estimator: Annotated[str | None, typer.Option(help="mean or pc1 (with --anchors).")] = None,
-    sequential: Annotated[
-        bool | None,
-        typer.Option("--sequential/--independent", help="Sequential calibration (with --anchors)."),
+    estimator: Annotated[
+        str | None, typer.Option(help="mean or pc1 (with --anchors) (default: mean).")
     ] = None,
+    sequential: Annotated[
+        bool,
+        typer.Option("--sequential", help="Calibrate sequentially (with --anchors)."),
+    ] = False,
     contrast: Annotated[
-        str | None, typer.Option(help="null (the paper: text vs null image) or image.")
+        str | None,
+        typer.Option(help="null (the paper: text vs null image) or image (default: null)."),
     ] = None,
     null: Annotated[
-        str | None, typer.Option(help="Null image: blank[:colour], noise[:dist][:seed], mean.")
+        str | None,
+        typer.Option(
+            help="Null image: blank[:colour], noise[:dist][:seed], mean (default: blank)."
+        ),
     ] = None,
     judge: Annotated[
         list[str] | None, typer.Option("--judge", help="JUDGE for all, or BENCH=JUDGE; repeat.")
@@ -77,19 +84,16 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="First N items per benchmark.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Generation and judging batch size.")
+        int | None, typer.Option(help="Generation and judging batch size (default: 8).")
     ] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per answer.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16 or float16.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")] = None,
-    layers_path: Annotated[
-        str | None,
-        typer.Option(help="Explicit decoder-layer path, e.g. model.language_model.layers."),
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="Tokens generated per answer (default: 128).")
     ] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
-    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed (default: 0).")] = None,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = None,
+    layers_path: LayersPathOpt = None,
+    trust_remote_code: RemoteOpt = False,
     preset: Annotated[
         str | None, typer.Option(help="'paper': the paper's protocol; flags override it.")
     ] = None,
@@ -97,13 +101,15 @@ def eval_command(
 ) -> None:
     """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume."""
     from ..evaluation import run_eval
-    from ..evaluation.options import build_config
+    from ..evaluation.options import build_config, split_list
 
+    specs = [b for spec in bench or () for b in split_list(spec)]
+    check_specs([*specs, *([anchors] if anchors else [])])
     config = build_config(
         model,
         preset=preset,
         judge_model=judge_model,
-        benches=bench or (),
+        benches=specs,
         methods=method,
         operators=operator,
         method_options=method_option or (),
@@ -117,7 +123,7 @@ def eval_command(
         shift=shift,
         anchors=anchors,
         estimator=estimator,
-        sequential=sequential,
+        sequential=sequential or None,
         contrast=contrast,
         null=null,
         limit=limit,
@@ -134,13 +140,36 @@ def eval_command(
     typer.echo(f"\nwrote {output / 'summary.json'}; `cmrm report {output}` for plots", err=True)
 
 
+def check_specs(specs: list[str]) -> None:
+    """Every benchmark spec names a benchmark (or a file) and a valid split, before anything
+    else is checked, so that an unknown name is the error the user sees."""
+    from ..data import parse_spec
+
+    for spec in specs:
+        parse_spec(spec)
+
+
 @app.command("report")
 @cli_errors
 def report_command(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `cmrm eval`.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `cmrm eval -o`.")],
 ) -> None:
     """Write report.md and report.html (tables, plots, examples) into RUN_DIR."""
+    from ..checks import check_output_dir
+    from ..errors import DataError
     from ..report import write_report
 
+    if not run_dir.is_dir():
+        what = "a file" if run_dir.exists() else "not found"
+        raise DataError(
+            f"{run_dir} is {what}; `cmrm report` takes the run folder given to `cmrm eval -o`"
+        )
+    for name in ("config.json", "summary.json"):
+        if not (run_dir / name).is_file():
+            raise DataError(
+                f"{run_dir} has no {name}, so it is not a finished `cmrm eval` run folder; "
+                f"run (or resume) `cmrm eval ... -o {run_dir}` first"
+            )
+    check_output_dir(run_dir, "run folder")
     md, page = write_report(run_dir)
     typer.echo(f"{md}\n{page}")

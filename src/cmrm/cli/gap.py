@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors, load_data
-from .core import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt, load_model
+from .options import (
+    DeviceOpt,
+    DtypeOpt,
+    LayersPathOpt,
+    ModelArg,
+    ModelChoice,
+    RemoteOpt,
+    load_model,
+)
 
 
 @app.command()
@@ -57,11 +65,21 @@ def gap(
 ) -> None:
     """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
     from ..analysis.gap import run_gap
+    from ..checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
+    from ..errors import ConfigError
     from ..images import NullImage
     from ..interventions.build import InterventionOptions, build_intervention
     from ..shift import ShiftVectors
 
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    check_output_dir(output, "gap output folder")
     nulls = tuple(NullImage.parse(spec) for spec in null.split(",") if spec.strip())
+    specs = [n.spec for n in nulls]
+    if not nulls or len(set(specs)) != len(specs):
+        raise ConfigError(
+            f"--null {null!r}: give one or more null images, each once (they repeat or are "
+            "missing); e.g. --null blank,noise"
+        )
     loaded = ShiftVectors.load(shift) if shift is not None else None
     intervention = build_intervention(
         InterventionOptions(
@@ -74,8 +92,16 @@ def gap(
             default_positions="last",
         )
     )
+    check_layers(
+        layers,
+        peek_num_layers(model, layers_path=layers_path, trust_remote_code=trust_remote_code),
+    )
     items = load_data(data, root=root, limit=limit)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(choice)
+    vlm.layers.resolve(layers)
+    if loaded is not None:
+        loaded.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+    check_items_fit(vlm, items, f"data {data!r}")
     report = run_gap(
         vlm,
         items,

@@ -20,9 +20,8 @@ app.add_typer(organism_app, name="organism")
 @organism_app.command("train")
 @cli_errors
 def train(
-    out: Annotated[
-        Path,
-        typer.Option("--output", "-o", "--out", help="Directory to write the organism to."),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory to write the organism to.")
     ],
     seed: Annotated[int, typer.Option(help="Seed of every random draw in the recipe.")] = 0,
     quick: Annotated[
@@ -30,14 +29,16 @@ def train(
     ] = False,
 ) -> None:
     """Train an organism from scratch (the shipped one: seed 0, about 7 minutes on one CPU thread)."""
+    from cmrm.checks import check_output_dir
     from cmrm.organism.loading import save_organism
     from cmrm.organism.train import QUICK, TrainConfig, train_organism
 
+    check_output_dir(output, "organism folder")
     cfg = dataclasses.replace(QUICK if quick else TrainConfig(), seed=seed)
     model, processor = train_organism(cfg, show_progress=True)
     recipe = {"config": dataclasses.asdict(cfg), "quick": quick}
-    save_organism(model, processor, out, recipe=recipe)
-    typer.echo(str(out))
+    save_organism(model, processor, output, recipe=recipe)
+    typer.echo(str(output))
 
 
 @organism_app.command("eval")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors
-from .core import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt
+from .options import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, ModelChoice, RemoteOpt
 
 
 @app.command()
@@ -72,10 +72,13 @@ def tune(
 ) -> None:
     """Calibrate, search operator x calibration x alpha x layers x positions on validation
     benchmarks, and write the shift with the recommended setting to the output directory."""
+    from ..checks import check_output_dir
     from ..tuning import run_tune
     from ..tuning.options import build_tune_config
     from ..tuning.report import table
 
+    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    check_output_dir(output, "tune output folder")
     config = build_tune_config(
         model,
         anchors=anchors,
@@ -108,10 +111,10 @@ def tune(
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         null=null,
-        dtype=dtype,
-        device=device,
-        layers_path=layers_path,
-        trust_remote_code=trust_remote_code,
+        dtype=choice.dtype,
+        device=choice.device,
+        layers_path=choice.layers_path,
+        trust_remote_code=choice.trust_remote_code,
     )
     typer.echo(f"objective: {config.objective.describe()}", err=True)
     result = run_tune(config, output, show_progress=True)

@@ -74,7 +74,8 @@ class Benchmark:
     uses_root: bool = True
     """False for built-in sources (the organism suites) that take no root."""
     aliases: tuple[str, ...] = ()
-    """Other names the benchmark is found under (the paper's, e.g. ``JailbreakLLMs``)."""
+    """Other names the benchmark is found under (the paper's, e.g. ``JailbreakLLMs``); matched
+    without regard to case."""
     default_judge: str = "refusal"
     """The judge (a :data:`cmrm.judges.registry.JUDGES` name) ``cmrm eval`` uses for this
     benchmark unless told otherwise."""

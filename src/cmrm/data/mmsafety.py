@@ -16,7 +16,7 @@ from cmrm.errors import DataError
 from cmrm.items import Item
 
 from .benchmark import Benchmark, Option
-from .formats import field, mapping, need, read_json
+from .formats import entries, field, finish, need, read_json, text
 
 SCENARIOS = (
     "01-Illegal_Activitiy",  # sic: the upstream spelling
@@ -49,18 +49,21 @@ def read_mmsafety(root: Path | None, opts: Mapping[str, Any], _limit: int | None
     items: list[Item] = []
     for scenario in SCENARIOS:
         path = need(root / "processed_questions" / f"{scenario}.json", LAYOUT)
-        questions = mapping(read_json(path), path, "questions keyed by id")
-        wanted = sorted(questions, key=_numeric) if tiny is None else _tiny_keys(tiny, scenario)
-        for qid in wanted:
-            if qid not in questions:
-                raise DataError(
-                    f"{path}: {TINY_LIST} lists question {qid} but the file has no such key; "
-                    "use the complete upstream processed_questions files"
-                )
-            items.append(
-                _item(questions[qid], scenario, qid, variant, image_root, f"{path} [{qid}]")
-            )
-    return items
+        pairs = entries(read_json(path), path, "questions keyed by id")
+        if tiny is None:
+            wanted = sorted(pairs, key=lambda pair: _numeric(pair[0]))
+        else:
+            questions = dict(pairs)
+            for qid in _tiny_keys(tiny, scenario):
+                if qid not in questions:
+                    raise DataError(
+                        f"{path}: {TINY_LIST} lists question {qid} but the file has no such key; "
+                        "use the complete upstream processed_questions files"
+                    )
+            wanted = [(qid, questions[qid]) for qid in _tiny_keys(tiny, scenario)]
+        for qid, record in wanted:
+            items.append(_item(record, scenario, qid, variant, image_root, f"{path} [{qid}]"))
+    return finish(items, "mm-safetybench")
 
 
 def _item(record: Any, scenario: str, qid: str, variant: str, image_root: Path, where: str) -> Item:
@@ -69,7 +72,7 @@ def _item(record: Any, scenario: str, qid: str, variant: str, image_root: Path, 
     key = "Rephrased Question(SD)" if variant == "SD" else "Rephrased Question"
     return Item(
         id=f"{scenario}/{qid}",
-        prompt=field(record, key, where),
+        prompt=text(field(record, key, where)),
         image=image_root / scenario / variant / f"{qid}.jpg",
         kind="harmful",
         category=scenario,
@@ -82,7 +85,7 @@ def _item(record: Any, scenario: str, qid: str, variant: str, image_root: Path, 
 
 
 def _numeric(key: str) -> tuple[int, str]:
-    return (int(key), key) if key.isdigit() else (1 << 62, key)
+    return (int(key), key) if key.strip().isdigit() else (1 << 62, key)
 
 
 def _tiny_ids(root: Path) -> dict[str, list[int]]:
@@ -95,18 +98,22 @@ def _tiny_ids(root: Path) -> dict[str, list[int]]:
         where = f"{path} entry {n}"
         if not isinstance(entry, dict):
             raise DataError(f"{where}: expected an object, got {entry!r:.60}")
-        out[str(field(entry, "Scenario", where))] = list(field(entry, "Sampled_ID_List", where))
+        ids = field(entry, "Sampled_ID_List", where)
+        if not isinstance(ids, list):
+            raise DataError(f"{where}: Sampled_ID_List must be a list of ids, got {ids!r:.60}")
+        out[text(field(entry, "Scenario", where)).strip()] = ids
     return out
 
 
 def _tiny_keys(tiny: Mapping[str, list[int]], scenario: str) -> list[str]:
     if scenario not in tiny:
         raise DataError(f"{TINY_LIST} has no entry for scenario {scenario!r}; got {sorted(tiny)}")
-    return [str(i) for i in tiny[scenario]]
+    return [text(i).strip() for i in tiny[scenario]]
 
 
 MM_SAFETYBENCH = Benchmark(
     name="mm-safetybench",
+    aliases=("MMSafetyBench",),
     description="MM-SafetyBench: 1,680 harmful questions x query-relevant images, 13 scenarios",
     source="https://github.com/isXinLiu/MM-SafetyBench (no longer online)",
     licence="CC BY-NC 4.0, research use only",

@@ -11,7 +11,7 @@ from cmrm.items import Item, Kind
 
 from .benchmark import Benchmark, Option
 from .fetch import Remote, RemoteFile
-from .formats import field, mapping, need, read_csv, read_json
+from .formats import entries, field, finish, need, read_csv, read_json, text
 from .pairing import PAIR_OPTION, pair_items
 
 GITHUB = "https://raw.githubusercontent.com"
@@ -29,17 +29,18 @@ def read_xstest(root: Path | None, opts: Mapping[str, Any], _limit: int | None) 
         items = _xstest_current(root / XSTEST_CSV)
     else:
         items = _xstest_v2(need(root / XSTEST_V2_CSV, XSTEST_LAYOUT))
-    return pair_items(items, opts["pair"])
+    return pair_items(finish(items, "xstest"), opts["pair"])
 
 
 def _xstest_current(path: Path) -> list[Item]:
     items = []
     for row in read_csv(path, ("id", "prompt", "type", "label", "focus", "note")):
-        if row["label"] not in _LABEL_KIND:
+        label = row["label"].strip().lower()
+        if label not in _LABEL_KIND:
             raise DataError(
                 f"{path} id {row['id']}: label must be safe or unsafe, got {row['label']!r}"
             )
-        items.append(_xstest_item(row["id"], row, _LABEL_KIND[row["label"]]))
+        items.append(_xstest_item(row["id"].strip(), row, _LABEL_KIND[label]))
     return items
 
 
@@ -47,18 +48,20 @@ def _xstest_v2(path: Path) -> list[Item]:
     """The older file has no label column: its unsafe prompts are the ``contrast_*`` types."""
     items = []
     for row in read_csv(path, ("id_v1", "id_v2", "type", "prompt", "focus", "note")):
-        kind: Kind = "harmful" if row["type"].startswith("contrast_") else "benign"
-        items.append(_xstest_item(row["id_v2"].removeprefix("v2-"), row, kind))
+        kind: Kind = "harmful" if row["type"].strip().startswith("contrast_") else "benign"
+        items.append(_xstest_item(row["id_v2"].strip().removeprefix("v2-"), row, kind))
     return items
 
 
 def _xstest_item(item_id: str, row: Mapping[str, str], kind: Kind) -> Item:
-    meta = {k: row[k] for k in ("focus", "note") if row.get(k)}
-    return Item(id=item_id, prompt=row["prompt"], kind=kind, category=row["type"], meta=meta)
+    meta = {k: row[k] for k in ("focus", "note") if row.get(k, "").strip()}
+    category = row["type"].strip() or None
+    return Item(id=item_id, prompt=row["prompt"], kind=kind, category=category, meta=meta)
 
 
 XSTEST = Benchmark(
     name="xstest",
+    aliases=("exaggerated-safety",),
     description="XSTest: 250 safe prompts that look unsafe (benign) + 200 unsafe contrasts",
     source="https://github.com/paul-rottger/exaggerated-safety (hf: Paul/XSTest)",
     licence="CC BY 4.0 (prompts)",
@@ -95,24 +98,25 @@ def read_mossbench(root: Path | None, opts: Mapping[str, Any], _limit: int | Non
     path = need(base / MOSS_INFO, MOSS_LAYOUT)
     image_root = opts["image_root"] or base
     items = []
-    for key, record in mapping(read_json(path), path, "entries keyed by pid").items():
+    for key, record in entries(read_json(path), path, "entries keyed by pid"):
         where = f"{path} [{key}]"
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        metadata = record.get("metadata") or {}
-        pid = str(record.get("pid", key))
+        metadata = record.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        pid = text(record.get("pid", key)).strip() or key
         items.append(
             Item(
                 id=pid if subset == "benign" else f"contrast-{pid}",
-                prompt=field(record, "question", where),
-                image=image_root / field(record, "image", where),
+                prompt=text(field(record, "question", where)),
+                image=image_root / text(field(record, "image", where)).strip(),
                 kind="benign" if subset == "benign" else "harmful",
-                category=metadata.get("over"),
-                caption=record.get("description"),
+                category=text(metadata.get("over")).strip() or None,
+                caption=record.get("description") or None,
                 meta={k: v for k, v in metadata.items() if k != "over"},
             )
         )
-    return items
+    return finish(items, f"mossbench ({subset})")
 
 
 def _moss_images(root: Path, opts: Mapping[str, Any]) -> Sequence[RemoteFile]:
@@ -121,10 +125,8 @@ def _moss_images(root: Path, opts: Mapping[str, Any]) -> Sequence[RemoteFile]:
     subset = opts["subset"]
     prefix = "" if subset == "benign" else f"{MOSS_CONTRAST}/"
     remote_dir = "data" if subset == "benign" else MOSS_CONTRAST
-    info = mapping(read_json(root / prefix / MOSS_INFO), root / prefix / MOSS_INFO, "entries")
-    images = sorted(
-        {str(r["image"]) for r in info.values() if isinstance(r, dict) and "image" in r}
-    )
+    info = entries(read_json(root / prefix / MOSS_INFO), root / prefix / MOSS_INFO, "entries")
+    images = sorted({text(r.get("image")).strip() for _, r in info if isinstance(r, dict)} - {""})
     return [RemoteFile(f"{prefix}{i}", urls=(f"{MOSS_RAW}/{remote_dir}/{i}",)) for i in images]
 
 

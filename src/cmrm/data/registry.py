@@ -14,12 +14,13 @@ A new benchmark is one :func:`register_benchmark` call; a new family of built-in
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError
+from cmrm.errors import DataError, UnknownNameError
 from cmrm.items import Item, read_jsonl
 from cmrm.registry import Registry, instance_of
 
@@ -73,27 +74,79 @@ BENCHMARKS.add_provider(
 )
 
 
+def _lookup(name: str) -> Benchmark | None:
+    """The benchmark called ``name`` or an alias of it, in any case; None if unknown."""
+    if name in BENCHMARKS:
+        return BENCHMARKS.get(name)
+    lowered = name.lower()
+    for entry in BENCHMARKS.entries(providers=False):
+        if lowered in (entry.name.lower(), *(alias.lower() for alias in entry.aliases)):
+            return BENCHMARKS.get(entry.name)
+    return None
+
+
+def _unknown(name: str) -> UnknownNameError:
+    """An unknown benchmark: did-you-mean over names and aliases (naming an alias's benchmark),
+    and the names listed."""
+    entries = BENCHMARKS.entries()
+    choices = {e.name: e.name for e in entries}
+    choices.update({alias: e.name for e in entries for alias in e.aliases})
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    hint = ""
+    if close:
+        owner = choices[close[0]]
+        hint = f" Did you mean {close[0]!r}" + (f" ({owner})?" if owner != close[0] else "?")
+    return UnknownNameError(
+        f"unknown benchmark {name!r}.{hint} Known: {', '.join(sorted(choices[c] for c in set(choices.values())))} "
+        "(`cmrm bench list` shows aliases), or a path to a .jsonl file."
+    )
+
+
 def list_benchmarks() -> list[Benchmark]:
     """Every registered benchmark, in registration order (the organism's suites last)."""
     return BENCHMARKS.values()
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name`` (or an alias); UnknownNameError with a did-you-mean
-    suggestion otherwise."""
-    return BENCHMARKS.get(name)
+    """The benchmark called ``name`` (or an alias of it, any case); UnknownNameError with a
+    did-you-mean suggestion otherwise."""
+    found = _lookup(name)
+    if found is None:
+        raise _unknown(name)
+    return found
 
 
 def parse_spec(spec: str) -> tuple[Benchmark, Path | None, str | None]:
-    """``name``, ``name:split``, ``file.jsonl`` or ``file.jsonl:split`` -> (benchmark, file, split)."""
+    """``name``, ``name:split``, ``file.jsonl`` or ``file.jsonl:split`` -> (benchmark, file, split).
+
+    Raises:
+        UnknownNameError: neither a benchmark (name or alias) nor a ``.jsonl``/existing file.
+        DataError: a known benchmark or file with an unknown split, or a folder.
+    """
     base, split = spec, None
-    if spec not in BENCHMARKS and spec.rpartition(":")[2] in SPLITS:
-        base, _, split = spec.rpartition(":")
-    if base in BENCHMARKS:
-        return BENCHMARKS.get(base), None, split
-    if base.endswith(".jsonl") or Path(base).expanduser().is_file():
-        return JSONL, Path(base).expanduser(), split
-    raise BENCHMARKS.unknown(base)
+    if _lookup(spec) is None and ":" in spec:
+        head, _, tail = spec.rpartition(":")
+        if tail in SPLITS:
+            base, split = head, tail
+        elif _lookup(head) is not None or head.endswith(".jsonl") or Path(head).is_file():
+            raise DataError(
+                f"unknown split {tail!r} in {spec!r}; the splits are {', '.join(SPLITS)} "
+                f"(e.g. {head}:{SPLITS[-1]}), or none for all items"
+            )
+    found = _lookup(base)
+    if found is not None:
+        return found, None, split
+    path = Path(base).expanduser()
+    if base.endswith(".jsonl") or path.is_file():
+        return JSONL, path, split
+    if path.is_dir():
+        files = sorted(p.name for p in path.glob("*.jsonl"))
+        raise DataError(
+            f"{base} is a folder; pass the .jsonl file in it"
+            + (f" (e.g. {path / files[0]})" if files else " (it holds none)")
+            + " or a benchmark name"
+        )
+    raise _unknown(base)
 
 
 def load_items(
@@ -119,5 +172,10 @@ def load_items(
     if path is not None:
         if root is not None:
             raise DataError(f"spec {spec!r} is a file; do not also pass root={root!r}")
+        if not path.is_file():
+            raise DataError(
+                f"data file {path} does not exist; pass an existing JSONL file of items (one "
+                'object per line: {"id", "prompt", "image"}) or a benchmark name (cmrm bench list)'
+            )
         root = path
     return benchmark.load(root, split=spec_split or split, limit=limit, seed=seed, **options)

@@ -14,7 +14,7 @@ from cmrm.items import Item
 
 from .benchmark import Benchmark, Option
 from .fetch import Remote, RemoteFile
-from .formats import field, need, read_csv, read_jsonl, read_lines
+from .formats import field, finish, need, read_csv, read_jsonl, read_lines, text
 from .pairing import PAIR_OPTION, pair_items
 
 GITHUB = "https://raw.githubusercontent.com"
@@ -31,18 +31,27 @@ def read_vlsafe(root: Path | None, opts: Mapping[str, Any], _limit: int | None) 
     items = []
     for n, record in enumerate(read_jsonl(path)):
         where = f"{path} record {n}"
+        image_id = _coco_name(field(record, "image_id", where))
         items.append(
             Item(
                 id=str(n),
-                prompt=field(record, "query", where),
-                image=image_root / field(record, "image_id", where),
+                prompt=text(field(record, "query", where)),
+                image=image_root / image_id,
                 kind="harmful",
-                caption=record.get("caption"),
-                reference=record.get("reference"),
-                meta={"image_id": record["image_id"]},
+                caption=record.get("caption") or None,
+                reference=record.get("reference") or None,
+                meta={"image_id": image_id},
             )
         )
-    return items
+    return finish(items, "vlsafe")
+
+
+def _coco_name(value: Any) -> str:
+    """A COCO file name: upstream writes ``"000000051977.jpg"``; a bare number gets the
+    12-digit, ``.jpg`` form of the COCO file names."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:012d}.jpg"
+    return text(value).strip()
 
 
 VLSAFE = Benchmark(
@@ -78,18 +87,19 @@ def read_forbidden(root: Path | None, opts: Mapping[str, Any], _limit: int | Non
     rows = read_csv(path, ("content_policy_id", "content_policy_name", "q_id", "question"))
     items = [
         Item(
-            id=f"{row['content_policy_id']}-{row['q_id']}",
+            id=f"{row['content_policy_id'].strip()}-{row['q_id'].strip()}",
             prompt=row["question"],
             kind="harmful",
-            category=row["content_policy_name"],
+            category=row["content_policy_name"].strip() or None,
         )
         for row in rows
     ]
-    return pair_items(items, opts["pair"])
+    return pair_items(finish(items, "forbidden-questions"), opts["pair"])
 
 
 FORBIDDEN = Benchmark(
     name="forbidden-questions",
+    aliases=("JailbreakLLMs", "jailbreak_llms", "forbidden_question_set"),
     description="JailbreakLLMs forbidden question set: 390 text questions, 13 policies",
     source="https://github.com/verazuo/jailbreak_llms (data/forbidden_question/)",
     licence="MIT",
@@ -120,7 +130,8 @@ FIGSTEP_RAW = f"{GITHUB}/ThuCCSLab/FigStep/main/data"
 
 
 def _figstep_image_name(row: Mapping[str, str]) -> str:
-    return f"query_{row['dataset']}_{row['category_id']}_{row['task_id']}_6.png"
+    parts = (row["dataset"].strip(), row["category_id"].strip(), row["task_id"].strip())
+    return "query_{}_{}_{}_6.png".format(*parts)
 
 
 def _figstep(csv_name: str, image_dir: str) -> Benchmark:
@@ -130,17 +141,18 @@ def _figstep(csv_name: str, image_dir: str) -> Benchmark:
         assert root is not None
         rows = read_csv(need(root / "question" / csv_name, layout), FIGSTEP_COLUMNS)
         image_root = opts["image_root"] or _figstep_images(root, image_dir)
-        return [
+        items = [
             Item(
-                id=f"{row['category_id']}-{row['task_id']}",
+                id=f"{row['category_id'].strip()}-{row['task_id'].strip()}",
                 prompt=FIGSTEP_PROMPT,
                 image=image_root / _figstep_image_name(row),
                 kind="harmful",
-                category=row["category_name"],
+                category=row["category_name"].strip() or None,
                 meta={"question": row["question"], "instruction": row["instruction"]},
             )
             for row in rows
         ]
+        return finish(items, f"figstep ({csv_name})")
 
     def more(root: Path, opts: Mapping[str, Any]) -> Sequence[RemoteFile]:
         if opts["image_root"] is not None:
@@ -155,6 +167,7 @@ def _figstep(csv_name: str, image_dir: str) -> Benchmark:
     tiny = image_dir != "SafeBench"
     return Benchmark(
         name="figstep-tiny" if tiny else "figstep",
+        aliases=("SafeBench-Tiny",) if tiny else ("SafeBench",),
         description=f"FigStep SafeBench{'-Tiny' if tiny else ''}: typographic images of harmful "
         f"instructions ({50 if tiny else 500} items, 10 topics)",
         source="https://github.com/ThuCCSLab/FigStep (data/)",
@@ -204,27 +217,28 @@ def read_harmbench(root: Path | None, opts: Mapping[str, Any], _limit: int | Non
                 f"{opts['functional']!r}. Put {HARMBENCH_CSV} in root for the other categories."
             )
         lines = read_lines(need(root / HARMBENCH_TXT, HARMBENCH_LAYOUT))
-        items = [Item(id=str(n), prompt=text, kind="harmful") for n, text in enumerate(lines)]
-    return pair_items(items, opts["pair"])
+        items = [Item(id=str(n), prompt=line, kind="harmful") for n, line in enumerate(lines)]
+    return pair_items(finish(items, "harmbench"), opts["pair"])
 
 
 def _harmbench_csv(path: Path, functional: str) -> list[Item]:
     items = []
     for row in read_csv(path, HARMBENCH_COLUMNS):
-        if functional != "all" and row["FunctionalCategory"] != functional:
+        category = row["FunctionalCategory"].strip()
+        if functional != "all" and category != functional:
             continue
         context = (row.get("ContextString") or "").strip()
         prompt = f"{context}\n\n---\n\n{row['Behavior']}" if context else row["Behavior"]
         items.append(
             Item(
-                id=row["BehaviorID"],
+                id=row["BehaviorID"].strip(),
                 prompt=prompt,
                 kind="harmful",
-                category=row["SemanticCategory"],
-                meta={"functional_category": row["FunctionalCategory"]},
+                category=row["SemanticCategory"].strip() or None,
+                meta={"functional_category": category},
             )
         )
-    return items
+    return finish(items, "harmbench")
 
 
 HARMBENCH = Benchmark(

@@ -12,7 +12,7 @@ from cmrm.items import Item
 
 from .benchmark import Benchmark, Option
 from .fetch import Remote, RemoteFile
-from .formats import field, mapping, need, read_json, read_jsonl
+from .formats import entries, field, finish, mapping, need, read_json, read_jsonl, text
 
 GITHUB = "https://raw.githubusercontent.com"
 
@@ -23,7 +23,7 @@ SQA_LAYOUT = (
     "(images from the separate ScienceQA download)"
 )
 SQA_SUFFIX = "Answer with the option's letter from the given choices directly."
-_CHOICE_LINE = re.compile(r"^([A-Z])\. (.*)$")
+_ANSWER = re.compile(r"^\(?([A-Z])\)?\.?$|answer is \(?([A-Z])\)?", re.IGNORECASE)
 
 
 def read_scienceqa(root: Path | None, opts: Mapping[str, Any], _limit: int | None) -> list[Item]:
@@ -35,6 +35,7 @@ def read_scienceqa(root: Path | None, opts: Mapping[str, Any], _limit: int | Non
     items = (
         _sqa_problems(root, image_root) if source == "problems" else _sqa_llava(root, image_root)
     )
+    items = finish(items, "scienceqa")
     return [i for i in items if i.image is not None] if opts["subset"] == "img" else items
 
 
@@ -44,6 +45,15 @@ def _sqa_prompt(question: str, hint: str, choices: tuple[str, ...]) -> str:
     return f"{context}{question}\n{options}\n{SQA_SUFFIX}"
 
 
+def _sqa_answer(value: Any, count: int, where: str) -> int:
+    """``answer`` of problems.json: an index into the choices (an int, or digits as text)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value < count):
+        raise DataError(f"{where}: answer must index the {count} choices, got {value!r}")
+    return value
+
+
 def _sqa_problems(root: Path, image_root: Path) -> list[Item]:
     problems_path = need(root / SQA_PROBLEMS, SQA_LAYOUT)
     splits_path = need(root / SQA_SPLITS, SQA_LAYOUT)
@@ -51,6 +61,10 @@ def _sqa_problems(root: Path, image_root: Path) -> list[Item]:
     test_ids = field(
         mapping(read_json(splits_path), splits_path, "split lists"), "test", str(splits_path)
     )
+    if not isinstance(test_ids, list):
+        raise DataError(
+            f"{splits_path}: 'test' must be a list of problem ids, got {test_ids!r:.60}"
+        )
     items = []
     for pid in test_ids:
         where = f"{problems_path} [{pid}]"
@@ -59,30 +73,39 @@ def _sqa_problems(root: Path, image_root: Path) -> list[Item]:
             raise DataError(
                 f"{where}: test id listed in {SQA_SPLITS} but absent from {SQA_PROBLEMS}"
             )
-        choices = tuple(str(c) for c in field(problem, "choices", where))
-        answer = field(problem, "answer", where)
-        if not (isinstance(answer, int) and 0 <= answer < len(choices)):
-            raise DataError(
-                f"{where}: answer must index the {len(choices)} choices, got {answer!r}"
-            )
+        raw_choices = field(problem, "choices", where)
+        if not isinstance(raw_choices, list) or not raw_choices:
+            raise DataError(f"{where}: choices must be a non-empty list, got {raw_choices!r:.60}")
+        choices = tuple(text(c) for c in raw_choices)
         image = problem.get("image")
         items.append(
             Item(
                 id=str(pid),
                 prompt=_sqa_prompt(
-                    field(problem, "question", where), problem.get("hint") or "", choices
+                    text(field(problem, "question", where)), text(problem.get("hint")), choices
                 ),
-                image=image_root / str(pid) / image if image else None,
+                image=image_root / str(pid) / str(image) if image else None,
                 kind="benign",
-                category=problem.get("subject"),
+                category=problem.get("subject") or None,
                 choices=choices,
-                answer=answer,
+                answer=_sqa_answer(field(problem, "answer", where), len(choices), where),
                 meta={
                     k: problem[k] for k in ("grade", "topic", "category", "skill") if k in problem
                 },
             )
         )
     return items
+
+
+def _turn(turns: list[Any], role: str, index: int, where: str) -> str:
+    """The value of the first ``role`` turn (``human``/``gpt``), else of turn ``index``."""
+    for turn in turns:
+        if isinstance(turn, dict) and turn.get("from") == role:
+            return text(turn.get("value"))
+    turn = turns[index]
+    if not isinstance(turn, dict):
+        raise DataError(f"{where}: turn {index} must be an object, got {turn!r:.60}")
+    return text(turn.get("value"))
 
 
 def _sqa_llava(root: Path, image_root: Path) -> list[Item]:
@@ -95,19 +118,25 @@ def _sqa_llava(root: Path, image_root: Path) -> list[Item]:
         where = f"{path} entry {n}"
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        where = f"{path} entry {n} (id {record.get('id')!r})"
         turns = field(record, "conversations", where)
         if not (isinstance(turns, list) and len(turns) >= 2):
             raise DataError(f"{where}: expected a human turn and a gpt turn, got {turns!r:.80}")
-        question, hint, choices = _parse_llava_question(str(turns[0].get("value", "")), where)
-        letter = str(turns[1].get("value", "")).strip()
-        if not (len(letter) == 1 and 0 <= ord(letter) - 65 < len(choices)):
-            raise DataError(f"{where}: answer must be a choice letter, got {letter!r}")
+        question, hint, choices = parse_llava_question(_turn(turns, "human", 0, where), where)
+        reply = _turn(turns, "gpt", 1, where).strip()
+        match = _ANSWER.search(reply)
+        letter = (match.group(1) or match.group(2)).upper() if match else ""
+        if not (letter and ord(letter) - 65 < len(choices)):
+            raise DataError(
+                f"{where}: the gpt turn must give one of the letters A-{chr(64 + len(choices))}, "
+                f"got {reply!r:.60}"
+            )
         image = record.get("image")
         items.append(
             Item(
-                id=str(field(record, "id", where)),
+                id=text(field(record, "id", where)).strip(),
                 prompt=_sqa_prompt(question, hint, choices),
-                image=image_root / image if image else None,
+                image=image_root / str(image) if image else None,
                 kind="benign",
                 choices=choices,
                 answer=ord(letter) - 65,
@@ -116,28 +145,61 @@ def _sqa_llava(root: Path, image_root: Path) -> list[Item]:
     return items
 
 
-def _parse_llava_question(text: str, where: str) -> tuple[str, str, tuple[str, ...]]:
-    """Split LLaVA's ``[<image>\\n][Context: hint\\n]question\\nA. x\\nB. y`` into its parts."""
-    lines = text.removeprefix("<image>\n").split("\n")
-    end = len(lines)
-    while end > 0 and (match := _CHOICE_LINE.match(lines[end - 1])) and match.group(1) != "A":
-        end -= 1
-    start = end - 1
-    if start < 1 or not _CHOICE_LINE.match(lines[start]):
-        raise DataError(f"{where}: no 'A. ...' choice lines at the end of the question")
-    choices = tuple(_CHOICE_LINE.match(line).group(2) for line in lines[start:])  # type: ignore[union-attr]
-    letters = [line[0] for line in lines[start:]]
-    if letters != [chr(65 + n) for n in range(len(letters))]:
-        raise DataError(f"{where}: choice letters are not A, B, C...; got {letters}")
-    body = lines[:start]
+def _marker(letter: str) -> re.Pattern[str]:
+    """A choice line's start: ``\\nB.`` then a space, a line end or the end of the text."""
+    return re.compile(rf"\n{letter}\.(?: |(?=\n)|$)")
+
+
+def _split_choices(block: str) -> list[str]:
+    """``"A. x\\nB. y\\ny2"`` -> ``["x", "y\\ny2"]``: each choice runs to the next letter's
+    marker, so a choice may span several lines (``"A. See you soon,\\nJanet"``)."""
+    out: list[str] = []
+    rest = block.removeprefix("A.").removeprefix(" ")
+    letter = "B"
+    while (match := _marker(letter).search(rest)) is not None:
+        out.append(rest[: match.start()])
+        rest = rest[match.end() :]
+        letter = chr(ord(letter) + 1)
+    out.append(rest)
+    return out
+
+
+def parse_llava_question(value: str, where: str) -> tuple[str, str, tuple[str, ...]]:
+    """Split LLaVA's ``[<image>\\n][Context: hint\\n]question\\nA. x\\nB. y...`` into
+    (question, hint, choices).
+
+    Any part may span several lines. The choices start at the last ``\\nA. `` that is followed
+    by a ``\\nB. ``; each choice runs to the next letter's marker. The hint is the first line
+    after ``Context: `` (the rest joins the question: the two cannot be told apart here, and the
+    prompt rebuilt from them is the same text).
+
+    Raises:
+        DataError: no ``A. ... B. ...`` choice lines.
+    """
+    body = value.replace("\r\n", "\n").rstrip("\n")
+    body = body.removeprefix("<image>").lstrip("\n") if body.startswith("<image>") else body
+    body = body.removesuffix("<image>").rstrip("\n")
+    starts = [m.start() for m in _marker("A").finditer(body)]
+    for start in reversed(starts):
+        choices = _split_choices(body[start + 1 :])
+        if len(choices) >= 2:
+            break
+    else:
+        raise DataError(
+            f"{where}: no 'A. ...' and 'B. ...' choice lines at the end of the question "
+            f"{body[-80:]!r}"
+        )
+    head = body[:start]
     hint = ""
-    if body and body[0].startswith("Context: "):
-        hint = body.pop(0).removeprefix("Context: ")
-    return "\n".join(body), hint, choices
+    if head.startswith("Context: "):
+        first, _, rest = head.partition("\n")
+        hint, head = first.removeprefix("Context: "), rest
+    return head, hint, tuple(choices)
 
 
 SCIENCEQA = Benchmark(
     name="scienceqa",
+    aliases=("ScienceQA-IMG", "SQA-IMG"),
     description="ScienceQA test split; subset=img (default) keeps the 2,017 problems with an image",
     source="https://github.com/lupantech/ScienceQA (data/scienceqa/)",
     licence="CC BY-NC-SA 4.0",
@@ -178,30 +240,35 @@ def coco_val2014_image(image_root: Path, name: str) -> Path:
 def read_llava_bench(root: Path | None, opts: Mapping[str, Any], _limit: int | None) -> list[Item]:
     assert root is not None
     q_path, a_path = need(root / QA90_Q, COCO_LAYOUT), need(root / QA90_A, COCO_LAYOUT)
-    answers = {str(field(r, "question_id", str(a_path))): r.get("text") for r in read_jsonl(a_path)}
+    answers = {
+        text(field(r, "question_id", f"{a_path} record {n}")).strip(): text(r.get("text"))
+        for n, r in enumerate(read_jsonl(a_path))
+    }
     image_root = opts["image_root"] or root / "val2014"
     items = []
-    for record in read_jsonl(q_path):
-        qid = str(field(record, "question_id", str(q_path)))
+    for n, record in enumerate(read_jsonl(q_path)):
+        qid = text(field(record, "question_id", f"{q_path} record {n}")).strip()
+        where = f"{q_path} [{qid}]"
         if qid not in answers:
             raise DataError(f"{a_path}: no GPT-4 answer for question_id {qid} of {q_path}")
-        name = str(field(record, "image", f"{q_path} [{qid}]"))
+        name = text(field(record, "image", where)).strip()
         items.append(
             Item(
                 id=qid,
-                prompt=field(record, "text", f"{q_path} [{qid}]"),
+                prompt=text(field(record, "text", where)),
                 image=coco_val2014_image(image_root, name),
                 kind="benign",
-                category=record.get("category"),
+                category=record.get("category") or None,
                 reference=answers[qid],
                 meta={"image_name": name},
             )
         )
-    return items
+    return finish(items, "llava-bench-coco")
 
 
 LLAVA_BENCH = Benchmark(
     name="llava-bench-coco",
+    aliases=("LLaVA-Bench (COCO)", "llava-bench", "qa90"),
     description="LLaVA-Bench (COCO): 90 questions on 30 COCO val2014 images, GPT-4 references",
     source="https://github.com/haotian-liu/LLaVA (playground/data/coco2014_val_qa_eval/)",
     licence="Apache-2.0 code; GPT-4-generated data under OpenAI terms; images COCO (CC BY 4.0)",
@@ -223,30 +290,33 @@ def read_mmvet(root: Path | None, opts: Mapping[str, Any], _limit: int | None) -
     path = need(root / MMVET_JSON, MMVET_LAYOUT)
     image_root = opts["image_root"] or root / "images"
     items = []
-    for key, record in mapping(read_json(path), path, "questions keyed by id").items():
+    for key, record in entries(read_json(path), path, "questions keyed by id"):
         where = f"{path} [{key}]"
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-        capability = [str(c) for c in record.get("capability") or []]
+        raw = record.get("capability") or []
+        capability = [text(c) for c in ([raw] if isinstance(raw, str) else raw)]
         items.append(
             Item(
                 id=key,
-                prompt=field(record, "question", where),
-                image=image_root / field(record, "imagename", where),
+                prompt=text(field(record, "question", where)),
+                image=image_root / text(field(record, "imagename", where)).strip(),
                 kind="benign",
                 category=",".join(capability) or None,
-                reference=field(record, "answer", where),
+                reference=text(field(record, "answer", where)),
                 meta={"capability": capability, "imagesource": record.get("imagesource")},
             )
         )
-    return items
+    return finish(items, "mm-vet")
 
 
 def _mmvet_images(root: Path, opts: Mapping[str, Any]) -> list[RemoteFile]:
     if opts["image_root"] is not None:
         return []
-    data = mapping(read_json(root / MMVET_JSON), root / MMVET_JSON, "questions")
-    names = sorted({str(r["imagename"]) for r in data.values() if isinstance(r, dict)})
+    data = entries(read_json(root / MMVET_JSON), root / MMVET_JSON, "questions")
+    names = sorted(
+        {text(r.get("imagename")).strip() for _, r in data if isinstance(r, dict)} - {""}
+    )
     return [RemoteFile(f"images/{n}", urls=(f"{MMVET_RAW}/images/{n}",)) for n in names]
 
 

@@ -4,18 +4,25 @@ Syntax:
 - ``--method none,dataset`` and ``--alpha 0.5,1`` are comma-separated lists;
 - ``--judge J`` sets the judge of every benchmark, ``--judge BENCH=J`` one benchmark's;
 - ``--root DIR`` / ``--root BENCH=DIR`` likewise for data roots;
-- ``--judge-option JUDGE.KEY=VALUE`` and ``--bench-option BENCH.KEY=VALUE`` pass options
-  (VALUE becomes an int, float or bool when it reads as one: ``64`` -> 64, ``true`` -> True;
-  anything else, ``null`` included, stays a string).
+- ``--judge-option JUDGE.KEY=VALUE`` and ``--bench-option BENCH.KEY=VALUE`` pass options.
+
+Every ``KEY=VALUE`` of every command (these, and ``cmrm bench show/export --option``) is split by
+:func:`cmrm.keyvalue.split_assignment`, one rule: at the first ``=``; KEY is stripped and must
+not be empty; VALUE is kept verbatim (it may be empty or hold ``=``). A judge option's VALUE then
+becomes an int, float or bool when it reads as one (:func:`cmrm.keyvalue.typed_value`: ``64`` ->
+64, ``true`` -> True; anything else, ``null``, ``nan`` and ``inf`` included, stays a string); a
+benchmark option's VALUE is typed by the option's declaration (``tiny=yes`` -> True).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import CmrmError, ConfigError
+from ..keyvalue import split_assignment, typed_value
 from .config import EvalConfig
 from .presets import get_preset
 
@@ -33,50 +40,160 @@ def parse_alphas(text: str) -> tuple[float, ...]:
         ) from err
 
 
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_keyed(values: Sequence[str], flag: str) -> tuple[str | None, dict[str, str]]:
     """``["J", "bench=K"]`` -> (``"J"``, ``{"bench": "K"}``); at most one unkeyed value."""
     default: str | None = None
     keyed: dict[str, str] = {}
     for value in values:
-        key, sep, rest = value.partition("=")
-        if not sep:
-            key, rest = "", value
-        if not key and sep:
-            raise ConfigError(f"{flag} expects VALUE or BENCH=VALUE, got {value!r}")
-        if not key:
+        if "=" not in value:
             if default is not None:
                 raise ConfigError(f"{flag} given twice without BENCH= ({default!r}, {value!r})")
-            default = rest
-        elif not rest:
+            if not value.strip():
+                raise ConfigError(f"{flag} expects VALUE or BENCH=VALUE, got {value!r}")
+            default = value
+            continue
+        key, rest = split_assignment(value, flag, "VALUE or BENCH=VALUE")
+        if not rest:
             raise ConfigError(f"{flag} expects VALUE or BENCH=VALUE, got {value!r}")
-        else:
-            keyed[key] = rest
+        keyed[key] = rest
     return default, keyed
 
 
-def parse_options(values: Sequence[str], flag: str) -> dict[str, dict[str, Any]]:
-    """``["llm.model=x", "llm.max_new_tokens=64"]`` -> ``{"llm": {"model": "x", ...}}``."""
-    out: dict[str, dict[str, Any]] = {}
+def _owned(values: Sequence[str], flag: str) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    form = "NAME.KEY=VALUE (e.g. llm.model=org/id)"
     for value in values:
-        target, sep, raw = value.partition("=")
+        target, raw = split_assignment(value, flag, form)
         owner, dot, key = target.rpartition(".")
-        if not (sep and dot and owner and key):
-            raise ConfigError(
-                f"{flag} expects NAME.KEY=VALUE (e.g. llm.model=org/id), got {value!r}"
-            )
-        out.setdefault(owner, {})[key] = _value(raw)
+        if not (dot and owner and key):
+            raise ConfigError(f"{flag} expects {form}, got {value!r}")
+        out.setdefault(owner, {})[key] = raw
     return out
+
+
+def parse_options(values: Sequence[str], flag: str) -> dict[str, dict[str, Any]]:
+    """``["llm.model=x", "llm.max_new_tokens=64"]`` -> ``{"llm": {"model": "x", ...}}``, each
+    VALUE typed by :func:`typed_value` (judge options: no declared types)."""
+    return {
+        owner: {key: typed_value(raw) for key, raw in opts.items()}
+        for owner, opts in _owned(values, flag).items()
+    }
+
+
+def parse_bench_options(values: Sequence[str], flag: str) -> dict[str, dict[str, Any]]:
+    """``["mm-safetybench.tiny=yes"]`` -> ``{"mm-safetybench": {"tiny": True}}``: each VALUE
+    typed by the benchmark's own option declaration (strings where the spec is not a registered
+    benchmark; loading then reports the problem)."""
+    return {owner: bench_option_values(owner, opts) for owner, opts in _owned(values, flag).items()}
+
+
+def bench_option_values(spec: str, options: Mapping[str, str]) -> dict[str, Any]:
+    """String options of a benchmark spec, typed and checked by its declared options.
+
+    Raises:
+        DataError: an option the benchmark does not have, or a value it does not accept.
+    """
+    from ..data import parse_spec
+
+    try:
+        bench = parse_spec(spec)[0]
+    except CmrmError:
+        return dict(options)
+    known = bench.resolve_options(options)  # raises on unknown names and bad values
+    return {key: str(v) if isinstance(v, Path) else v for key, v in known.items() if key in options}
+
+
+def canonical_spec(spec: str) -> str:
+    """A benchmark spec with an alias replaced by the benchmark's name (``JailbreakLLMs`` ->
+    ``forbidden-questions``, ``JailbreakLLMs:eval`` -> ``forbidden-questions:eval``); files and
+    unknown names are returned unchanged (loading reports unknown names)."""
+    from ..data import parse_spec
+
+    try:
+        bench, path, split = parse_spec(spec)
+    except CmrmError:
+        return spec
+    if path is not None:
+        return spec
+    return bench.name if split is None else f"{bench.name}:{split}"
+
+
+def _canonical_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    return {canonical_spec(k): v for k, v in mapping.items()}
+
+
+DEFAULT_METHODS: tuple[str, ...] = EvalConfig.__dataclass_fields__["methods"].default  # type: ignore[assignment]
+_STEERED = ("dataset", "sample")
+_STEERING_FLAGS = (
+    ("--alpha", "alphas"),
+    ("--positions", "positions"),
+    ("--layers", "layers"),
+    ("--contrast", "contrast"),
+    ("--operator", "operators"),
+)
+_DATASET_FLAGS = (
+    ("--shift", "shift"),
+    ("--anchors", "anchors"),
+    ("--estimator", "estimator"),
+    ("--sequential", "sequential"),
+)
+
+
+def _check_defaults(preset: str | None, methods: str | None, given: Mapping[str, Any]) -> None:
+    needs_shift = preset is None and methods is None and "dataset" in DEFAULT_METHODS
+    if needs_shift and given.get("shift") is None and given.get("anchors") is None:
+        raise ConfigError(
+            f"no --method given, so the default methods {','.join(DEFAULT_METHODS)} run, and "
+            "'dataset' needs a shift: pass --shift DIR (from `cmrm calibrate`) or --anchors "
+            "BENCH:anchor (calibrate in this run), or choose methods, e.g. --method none,sample"
+        )
+
+
+def _check_used(
+    config: EvalConfig,
+    given: Mapping[str, Any],
+    judge_options: Mapping[str, Any],
+    bench_options: Mapping[str, Any],
+    roots: Mapping[str, Any],
+) -> None:
+    """Reject flags that would change nothing in this run (silent no-ops)."""
+    methods = ",".join(config.methods)
+    steered = [m for m in config.methods if m in _STEERED]
+    flags: tuple[tuple[str, str], ...] = () if steered else _STEERING_FLAGS + _DATASET_FLAGS
+    if steered and not config.needs_shift:
+        flags = _DATASET_FLAGS
+    for flag, key in flags:
+        if key in given:
+            needs = (
+                "dataset or sample"
+                if (flag, key) in _STEERING_FLAGS
+                else "dataset (or sample with operator project/gated)"
+            )
+            raise ConfigError(
+                f"{flag} only applies to method {needs}, and this run's methods are {methods}; "
+                f"add the method with --method or drop {flag}"
+            )
+    stray_methods = sorted(set(config.method_options) - set(config.methods))
+    if stray_methods:
+        raise ConfigError(
+            f"--method-option for {stray_methods}, which this run does not run (methods: "
+            f"{methods}); add the method with --method or drop the option"
+        )
+    used = {config.judge_for(b) for b in config.benchmarks}
+    unused = sorted(set(judge_options) - used)
+    if unused:
+        raise ConfigError(
+            f"--judge-option for judge(s) {unused}, which no benchmark of this run uses (judges "
+            f"in use: {', '.join(sorted(used))}); choose the judge with --judge or drop the option"
+        )
+    specs = set(config.benchmarks) | ({config.anchors} if config.anchors else set())
+    for flag, owners in (("--bench-option", bench_options), ("--root BENCH=DIR", roots)):
+        stray = sorted(set(owners) - specs)
+        if stray:
+            raise ConfigError(
+                f"{flag} names {stray}, which are not benchmarks of this run "
+                f"({', '.join(sorted(specs))}); use the spec exactly as given to --bench"
+            )
 
 
 def _merge(
@@ -114,7 +231,9 @@ def build_config(
     make_preset = None if preset is None else get_preset(preset)
     given: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     if benches:
-        given["benchmarks"] = tuple(b for spec in benches for b in split_list(spec))
+        given["benchmarks"] = tuple(canonical_spec(b) for spec in benches for b in split_list(spec))
+    if given.get("anchors") is not None:
+        given["anchors"] = canonical_spec(given["anchors"])
     if methods is not None:
         given["methods"] = split_list(methods)
     if operators is not None:
@@ -124,37 +243,43 @@ def build_config(
     if alphas is not None:
         given["alphas"] = parse_alphas(alphas)
     judge, per_bench = parse_keyed(judges, "--judge")
+    per_bench = _canonical_keys(per_bench)
     root, per_root = parse_keyed(roots, "--root")
+    per_root = _canonical_keys(per_root)
     if judge is not None:
         given["judge"] = judge
     if root is not None:
         given["root"] = root
     if per_root:
         given["roots"] = per_root
+    user_judge_options = parse_options(judge_options, "--judge-option")
+    user_bench_options = _canonical_keys(parse_bench_options(bench_options, "--bench-option"))
+    _check_defaults(preset, methods, given)
     if make_preset is None:
         if judge_model is not None:
             raise ConfigError("--judge-model only applies to --preset paper; use --judge-option")
-        return EvalConfig(
+        config = EvalConfig(
             model=model,
             judges=per_bench,
-            judge_options=parse_options(judge_options, "--judge-option"),
-            bench_options=parse_options(bench_options, "--bench-option"),
+            judge_options=user_judge_options,
+            bench_options=user_bench_options,
             **given,
         )
-    base = (
-        make_preset(model) if judge_model is None else make_preset(model, judge_model=judge_model)
-    )
-    if "anchors" not in given and given.get("shift") is not None:
-        given["anchors"] = None  # a given shift replaces the preset's calibration
-    keep = set(given.get("benchmarks", base.benchmarks))
-    return replace(
-        base,
-        judges={**{b: j for b, j in base.judges.items() if b in keep}, **per_bench},
-        judge_options=_merge(
-            dict(base.judge_options), parse_options(judge_options, "--judge-option")
-        ),
-        bench_options=_merge(
-            dict(base.bench_options), parse_options(bench_options, "--bench-option")
-        ),
-        **given,
-    )
+    else:
+        base = (
+            make_preset(model)
+            if judge_model is None
+            else make_preset(model, judge_model=judge_model)
+        )
+        if "anchors" not in given and given.get("shift") is not None:
+            given["anchors"] = None  # a given shift replaces the preset's calibration
+        keep = set(given.get("benchmarks", base.benchmarks))
+        config = replace(
+            base,
+            judges={**{b: j for b, j in base.judges.items() if b in keep}, **per_bench},
+            judge_options=_merge(dict(base.judge_options), user_judge_options),
+            bench_options=_merge(dict(base.bench_options), user_bench_options),
+            **given,
+        )
+    _check_used(config, given, user_judge_options, user_bench_options, per_root)
+    return config

@@ -1,10 +1,12 @@
 """Run an evaluation grid: generate every cell, judge every generation, summarise; resumable.
 
-Order of work: (1) check or write ``config.json``; (2) load every benchmark (and the anchors);
-(3) calibrate or load the dataset-level shift; (4) generate, cell by cell, in batches, each
-batch's rows appended only after the batch completes; (5) release the model, then judge every
-generation not judged yet; (6) recompute ``summary.json`` from ``judgments.jsonl``. Generation
-and judging are separate passes so that a VLM and a judge model never need memory at once.
+Order of work: (1) check every input and load every benchmark and the anchors, writing nothing
+(:mod:`.preflight`); (2) check or write ``config.json``; (3) calibrate or load the dataset-level
+shift; (4) generate, cell by cell, in batches, each batch's rows appended only after the batch
+completes; (5) release the model, then judge every generation not judged yet; (6) recompute
+``summary.json`` from ``judgments.jsonl``. Generation and judging are separate passes so that a
+VLM and a judge model never need memory at once. A first start that fails before its first row
+removes what it wrote (see :func:`.preflight.claim_run_dir`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import write_json_atomic
 from ..baselines import Baseline
+from ..checks import check_items_fit
 from ..errors import DataError
 from ..estimate import calibrate
 from ..generate import GenerationOptions
@@ -26,20 +29,19 @@ from ..images import NullImage
 from ..interventions.value import Intervention
 from ..items import Item
 from ..methods import Method, generate_method
+from ..models.vlm import VLM
 from ..shift import ShiftVectors
 from .config import Cell, EvalConfig, check_config
 from .metrics import Summary, summarise
+from .preflight import Prepared, claim_run_dir, judge_names, prepare
 from .sources import (
     GetJudgeFn,
     LoadItemsFn,
     build_judges,
-    check_anchor_leak,
-    check_tuning_leak,
     default_get_judge,
     default_load_items,
-    load_benchmark,
 )
-from .store import RowStore, read_json, read_rows, row_key, run_lock
+from .store import RowStore, read_json, read_rows, row_key
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +71,12 @@ def method_for(config: EvalConfig, cell: Cell, shift: ShiftVectors | None) -> Me
 
 
 class _Model:
-    """The VLM, loaded on first use (a run with every row done never loads it)."""
+    """The VLM, loaded on first use (a run with every row done never loads it), and checked
+    against the run once: layer spec, given shift, prompt lengths."""
 
-    def __init__(self, config: EvalConfig, vlm: Any) -> None:
-        self.config, self.vlm, self.owned = config, vlm, False
+    def __init__(self, config: EvalConfig, vlm: Any, prepared: Prepared) -> None:
+        self.config, self.vlm, self.prepared = config, vlm, prepared
+        self.owned = self.checked = False
 
     def get(self) -> Any:
         if self.vlm is None:
@@ -82,12 +86,27 @@ class _Model:
             self.vlm = load_vlm(
                 self.config.model,
                 dtype=self.config.dtype,
-                device=self.config.device,
+                device=self.prepared.device,
                 layers_path=self.config.layers_path,
                 trust_remote_code=self.config.trust_remote_code,
             )
             self.owned = True
+        if not self.checked:
+            self._check(self.vlm)
+            self.checked = True
         return self.vlm
+
+    def _check(self, vlm: Any) -> None:
+        if not isinstance(vlm, VLM):  # an injected stand-in: nothing to check it against
+            return
+        if self.config.layers is not None:
+            vlm.layers.resolve(self.config.layers)
+        shift = self.prepared.shift
+        if shift is not None:
+            shift.check_compatible(vlm.model_type, vlm.hidden_size, vlm.num_layers)
+        for bench, items in self.prepared.items.items():
+            check_items_fit(vlm, items, f"benchmark {bench!r}")
+        check_items_fit(vlm, self.prepared.anchors, f"anchor set {self.config.anchors!r}")
 
     def release(self) -> None:
         if self.owned:
@@ -109,8 +128,8 @@ def _shift(
 ) -> ShiftVectors | None:
     if not config.needs_shift:
         return None
-    if config.shift is not None:
-        return ShiftVectors.load(config.shift)
+    if model.prepared.shift is not None:
+        return model.prepared.shift
     saved = run_dir / "shift"
     if (saved / "shift.json").exists():
         logger.info("reusing the shift calibrated earlier in %s", saved)
@@ -288,33 +307,28 @@ def run_eval(
     Returns:
         The summary also written to ``run_dir/summary.json``.
 
+    Every input that can be checked without the model (benchmarks, splits, images, judges,
+    shift file, device, run folder) is checked before anything is written; a first start that
+    fails before its first row leaves nothing that would refuse the corrected configuration.
+
     Raises:
         ConfigError: a different configuration in ``run_dir``, evaluation on anchors, or another
             process holding the run.
         DataError: missing data, or corrupt run files (the message names the line).
+        UnknownNameError: an unknown benchmark or judge.
 
     Example:
         >>> config = EvalConfig(benchmarks=("organism:harmful-image",), methods=("none",))
         >>> summary = run_eval(config, "runs/organism")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
+    known = judge_names() if get_judge_fn is default_get_judge else None
+    prepared = prepare(config, run_dir, load_items_fn, known)
+    with claim_run_dir(run_dir):
         check_config(run_dir, config)
-        items = {
-            b: load_benchmark(config, b, load_items_fn, limit=config.limit)
-            for b in config.benchmarks
-        }
-        anchors: list[Item] = []
-        if config.anchors is not None:
-            anchors = load_benchmark(config, config.anchors, load_items_fn, limit=None)
-            for bench, its in items.items():
-                check_anchor_leak(config.anchors, anchors, bench, its)
-        model = _Model(config, vlm)
-        shift = _shift(config, run_dir, model, anchors, calibrate_fn, show_progress)
-        if shift is not None:
-            for bench, its in items.items():
-                check_tuning_leak(shift.meta.extra, bench, its)
+        items = prepared.items
+        model = _Model(config, vlm, prepared)
+        shift = _shift(config, run_dir, model, prepared.anchors, calibrate_fn, show_progress)
         _generate(config, run_dir, items, model, shift, generate_fn, show_progress)
         model.release()
         _judge(config, run_dir, items, get_judge_fn, show_progress)

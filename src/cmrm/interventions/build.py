@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import CmrmError
 from ..images import NullImage
+from ..operators import needs_axis
 from ..shift import ShiftVectors
 from .value import Intervention
 
@@ -60,17 +61,25 @@ def build_intervention(options: InterventionOptions) -> Intervention | None:
             if value is not None
         ]
         if given:
+            verb = "applies" if len(given) == 1 else "apply"
             raise CmrmError(
-                f"{', '.join(given)} given without --shift DIR or --sample-level, so nothing "
-                "would be steered; add --shift DIR (dataset-level) or --sample-level"
+                f"{', '.join(given)} only {verb} with a shift: --shift DIR or --sample-level "
+                f"(nothing would be steered); add one or drop {' and '.join(given)}"
             )
         return None
     rec = dict(recommended(o.shift) or {}) if o.alpha is None and o.operator is None else {}
     source = "sample" if o.sample_level else str(rec.get("source", "dataset"))
+    operator = o.operator or str(rec.get("operator", "add"))
+    if o.sample_level and o.shift is not None and not needs_axis(operator):
+        raise CmrmError(
+            "use either --shift DIR (dataset-level) or --sample-level, not both: with "
+            "--sample-level a shift only supplies the safety axes of the operators that need "
+            f"them (project, gated), and operator {operator!r} does not"
+        )
     layers = o.layers if o.layers is not None else rec.get("layers")
     return Intervention(
         source=source,  # type: ignore[arg-type]  # validated by Intervention
-        operator=o.operator or str(rec.get("operator", "add")),
+        operator=operator,
         alpha=float(o.alpha if o.alpha is not None else rec.get("alpha", 1.0)),
         layers=tuple(layers) if isinstance(layers, list) else layers,
         positions=(o.positions or str(rec.get("positions", o.default_positions))),  # type: ignore[arg-type]

@@ -1,0 +1,108 @@
+"""Arguments and options shared by every command that loads a model, declared once.
+
+Every such command takes ``MODEL`` as its first positional argument and ``--dtype``,
+``--device``, ``--layers-path`` and ``--trust-remote-code``; :class:`ModelChoice` carries them to
+:func:`load_model`, which checks the device and the dtype before anything is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from ..models.vlm import VLM
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="Hub id, local directory saved with save_pretrained, or 'organism' (bundled)."
+    ),
+]
+DtypeOpt = Annotated[
+    str | None,
+    typer.Option("--dtype", help="float32, bfloat16 or float16 (default: the checkpoint's)."),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu, cuda, cuda:N, mps, or auto (CUDA if available, else CPU)."),
+]
+LayersPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--layers-path", help="Explicit decoder-layer path, e.g. model.language_model.layers."
+    ),
+]
+RemoteOpt = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
+]
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model argument and the shared loading options of one command line."""
+
+    model: str
+    dtype: str | None = None
+    device: str | None = None
+    layers_path: str | None = None
+    trust_remote_code: bool = False
+
+    def check(self) -> ModelChoice:
+        """This choice with ``--device`` resolved for this machine; the dtype checked.
+
+        Raises:
+            CmrmError: an unknown dtype or device, or CUDA asked for where there is none.
+        """
+        from dataclasses import replace
+
+        from ..checks import resolve_device
+        from ..models.loading import parse_dtype
+
+        parse_dtype(self.dtype)
+        return replace(self, device=resolve_device(self.device, self.model))
+
+
+def load_model(choice: ModelChoice) -> VLM:
+    """Load the chosen model (call :meth:`ModelChoice.check` first, before other work)."""
+    from ..models import load_vlm
+
+    return load_vlm(
+        choice.model,
+        dtype=choice.dtype,
+        device=choice.device,
+        layers_path=choice.layers_path,
+        trust_remote_code=choice.trust_remote_code,
+    )
+
+
+def only_with(given: dict[str, object], condition: bool, requirement: str) -> None:
+    """Refuse flags that would change nothing (a silent no-op) unless ``condition`` holds.
+
+    ``given`` maps flag names to their values; None means "not given".
+
+    Raises:
+        ConfigError: naming the flags and what they need.
+    """
+    from ..errors import ConfigError
+
+    flags = [flag for flag, value in given.items() if value is not None]
+    if flags and not condition:
+        raise ConfigError(
+            f"{', '.join(flags)} only appl{'ies' if len(flags) == 1 else 'y'} with "
+            f"{requirement}; add it or drop {' and '.join(flags)}"
+        )
+
+
+__all__ = [
+    "DeviceOpt",
+    "DtypeOpt",
+    "LayersPathOpt",
+    "ModelArg",
+    "ModelChoice",
+    "RemoteOpt",
+    "load_model",
+    "only_with",
+]
