@@ -62,7 +62,11 @@ NOT_IMAGE = "data:image/png;base64," + base64.b64encode(b"hello, not a picture")
 
 BAD: dict[str, tuple[dict[str, Any], int, str | None]] = {
     "invalid base64": (
-        {"messages": _parts({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}, TEXT)},
+        {
+            "messages": _parts(
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@"}}, TEXT
+            )
+        },
         400,
         "invalid_base64",
     ),
@@ -72,7 +76,11 @@ BAD: dict[str, tuple[dict[str, Any], int, str | None]] = {
         "invalid_image",
     ),
     "not a data url": (
-        {"messages": _parts({"type": "image_url", "image_url": {"url": "data:image/png,abc"}}, TEXT)},
+        {
+            "messages": _parts(
+                {"type": "image_url", "image_url": {"url": "data:image/png,abc"}}, TEXT
+            )
+        },
         400,
         "invalid_image_url",
     ),
@@ -109,7 +117,11 @@ BAD: dict[str, tuple[dict[str, Any], int, str | None]] = {
         "image_source_not_allowed",
     ),
     "remote url refused": (
-        {"messages": _parts({"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/x"}}, TEXT)},
+        {
+            "messages": _parts(
+                {"type": "image_url", "image_url": {"url": "http://127.0.0.1:9/x"}}, TEXT
+            )
+        },
         400,
         "image_source_not_allowed",
     ),
@@ -213,8 +225,11 @@ def test_allowed_sources_and_override_policy(
     )
     with serving(vlm, config) as (client, _, _):
         by_data = _create(client).choices[0].message.content
-        for url in (str(tmp_path / "red.png"), f"file://{tmp_path / 'red.png'}",
-                    f"{image_server}/red.png"):
+        for url in (
+            str(tmp_path / "red.png"),
+            f"file://{tmp_path / 'red.png'}",
+            f"{image_server}/red.png",
+        ):
             reply = _create(client, messages=user("what is this ?", url))
             assert reply.choices[0].message.content == by_data, url
         refused = {
