@@ -61,6 +61,7 @@ def serve(
 ) -> None:
     """Serve MODEL behind an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health)."""
     from ..images import NullImage
+    from ..positions import check_positions
     from ..serve import ImagePolicy, Limits, OverridePolicy, ServedIntervention, ServerConfig
     from ..serve.intervention import check_operator
     from ..shift import ShiftVectors
@@ -68,6 +69,8 @@ def serve(
     if shift is not None and sample_level:
         raise typer.BadParameter("use either --shift DIR (dataset-level) or --sample-level")
     check_operator(operator)
+    check_positions(positions)
+    null_image = NullImage.parse(null)
     loaded = ShiftVectors.load(shift) if shift is not None else None
     method = "dataset" if loaded is not None else "sample" if sample_level else "none"
     limits = Limits(
@@ -93,7 +96,7 @@ def serve(
         positions=positions,
         layers=None if layers == "all" else chosen,
         shift=loaded,
-        null=NullImage.parse(null),
+        null=null_image,
     )
     config = ServerConfig(
         model_name=served_model_name or model,
