@@ -52,7 +52,12 @@ def serve(
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Largest max_tokens.")] = 512,
     max_queue: Annotated[int, typer.Option(min=1, help="Waiting requests before 429.")] = 64,
     max_batch: Annotated[int, typer.Option(min=1, help="Requests per batch.")] = 8,
-    batch_wait_ms: Annotated[float, typer.Option(min=0)] = 10.0,
+    batch_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Start a batch after this long without new requests.")
+    ] = 20.0,
+    batch_wait_max_ms: Annotated[
+        float, typer.Option(min=0, help="... or at the latest after this long.")
+    ] = 250.0,
     request_timeout: Annotated[float, typer.Option(min=0.001, help="Seconds; then 504.")] = 300.0,
     dtype: DtypeOpt = None,
     device: DeviceOpt = None,
@@ -79,6 +84,7 @@ def serve(
         max_queue=max_queue,
         max_batch=max_batch,
         batch_wait_s=batch_wait_ms / 1000,
+        batch_wait_max_s=max(batch_wait_max_ms, batch_wait_ms) / 1000,
         request_timeout_s=request_timeout,
     )
     images = ImagePolicy(local_root=allow_local_images, remote=allow_remote_images)

@@ -106,6 +106,19 @@ def create_app(vlm: VLM, config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
+        with engine.preparing():
+            req, job, envelope = await _accept(request)
+        if job.deltas is not None:
+            usage = bool(req.stream_options and req.stream_options.include_usage)
+            return StreamingResponse(
+                _events(job, job.deltas, envelope, limits.request_timeout_s, usage),
+                media_type="text/event-stream",
+            )
+        result = await _wait(job, limits.request_timeout_s)
+        return JSONResponse(responses.completion(envelope, result))
+
+    async def _accept(request: Request) -> tuple[ChatRequest, Job, responses.Envelope]:
+        """Read and check a request, then queue it (every refusal happens here)."""
         body = await _read_body(request, limits.max_body_bytes)
         req = parse_request(_decode_json(body))
         if req.model != config.model_name:
@@ -146,14 +159,7 @@ def create_app(vlm: VLM, config: ServerConfig) -> FastAPI:
             ),
         )
         engine.submit(job)
-        if deltas is not None:
-            usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(
-                _events(job, deltas, envelope, limits.request_timeout_s, usage),
-                media_type="text/event-stream",
-            )
-        result = await _wait(job, limits.request_timeout_s)
-        return JSONResponse(responses.completion(envelope, result))
+        return req, job, envelope
 
     def _asked(req: ChatRequest) -> int | None:
         asked = requested_tokens(req)

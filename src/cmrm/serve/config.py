@@ -80,8 +80,11 @@ class Limits:
     """Requests waiting for the model; one more gets 429."""
     max_batch: int = 8
     """Requests generated together in one batch."""
-    batch_wait_s: float = 0.01
-    """How long the worker waits for more compatible requests before starting a batch."""
+    batch_wait_s: float = 0.02
+    """The worker starts a batch once no request has arrived (nor a batch ended) for this long
+    and none is still being read and checked."""
+    batch_wait_max_s: float = 0.25
+    """... and at the latest this long after the oldest request in the queue was taken up."""
     request_timeout_s: float = 300.0
     """A request not finished by then gets 504 (and its row stops generating)."""
 
@@ -89,10 +92,10 @@ class Limits:
         for name in ("max_body_bytes", "max_new_tokens", "max_queue", "max_batch"):
             if getattr(self, name) < 1:
                 raise CmrmError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.request_timeout_s > 0 or self.batch_wait_s < 0:
+        if not self.request_timeout_s > 0 or not 0 <= self.batch_wait_s <= self.batch_wait_max_s:
             raise CmrmError(
-                f"request timeout must be positive and batch wait >= 0, got "
-                f"{self.request_timeout_s} and {self.batch_wait_s}"
+                f"request timeout must be positive and 0 <= batch wait <= batch wait max, got "
+                f"{self.request_timeout_s}, {self.batch_wait_s} and {self.batch_wait_max_s}"
             )
 
 

@@ -14,7 +14,8 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -88,6 +89,8 @@ class Engine:
         self._checker = replace(vlm, processor=copy.deepcopy(vlm.processor))
         self._check_lock = threading.Lock()
         self._pending: list[Job] = []
+        self._preparing = 0
+        self._last_event = time.monotonic()
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -111,6 +114,20 @@ class Engine:
                 ) from err
         return int(batch.input_ids.shape[1])
 
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Mark a request as on its way (being read and checked): the worker waits for it
+        rather than start a batch without it."""
+        with self._cond:
+            self._preparing += 1
+            self._last_event = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._preparing -= 1
+                self._cond.notify()
+
     def submit(self, job: Job) -> None:
         """Queue a job.
 
@@ -127,6 +144,7 @@ class Engine:
                     code="queue_full",
                 )
             self._pending.append(job)
+            self._last_event = time.monotonic()
             self._cond.notify()
 
     def stats(self) -> dict[str, Any]:
@@ -151,23 +169,36 @@ class Engine:
             self._thread.join(timeout)
 
     def _take(self) -> list[Job]:
+        """The next batch: the oldest request and up to ``max_batch - 1`` compatible ones.
+
+        The worker starts it when the batch is full, or when no request is on its way and none
+        has arrived (nor a batch ended) for ``batch_wait_s``, or after ``batch_wait_max_s``.
+        """
         mixed = self.vlm.spec.mixed_batches
+        limits = self.limits
         with self._cond:
             while not self._pending and not self._stopping:
                 self._cond.wait()
-            deadline = time.monotonic() + self.limits.batch_wait_s
+            start = time.monotonic()
             while not self._stopping:
                 self._pending = [j for j in self._pending if not j.cancel.is_set()]
                 if not self._pending:
                     return []
                 key = self._pending[0].key(mixed)
                 same = [j for j in self._pending if j.key(mixed) == key]
-                remaining = deadline - time.monotonic()
-                if len(same) >= self.limits.max_batch or remaining <= 0:
-                    jobs = same[: self.limits.max_batch]
+                now = time.monotonic()
+                quiet = now - self._last_event
+                waited = now - start
+                if (
+                    len(same) >= limits.max_batch
+                    or waited >= limits.batch_wait_max_s
+                    or (self._preparing == 0 and quiet >= limits.batch_wait_s)
+                ):
+                    jobs = same[: limits.max_batch]
                     self._pending = [j for j in self._pending if j not in jobs]
                     return jobs
-                self._cond.wait(remaining)
+                pause = limits.batch_wait_s - quiet if self._preparing == 0 else limits.batch_wait_s
+                self._cond.wait(max(0.001, min(pause, limits.batch_wait_max_s - waited)))
             return []
 
     def _work(self) -> None:
@@ -194,7 +225,9 @@ class Engine:
             )
             jobs[0].resolve(failure)
             return
-        self.batches += 1
-        self.batched_rows += len(jobs)
+        with self._cond:
+            self.batches += 1
+            self.batched_rows += len(jobs)
+            self._last_event = time.monotonic()
         for job, result in zip(jobs, results, strict=True):
             job.resolve(result)
