@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 from cmrm.generate import GenerationOptions, Steering, generate_batch
-from cmrm.models import VLM
+from cmrm.models import VLM, from_model
 from cmrm.serve import Limits, OverridePolicy, ServedIntervention, ServerConfig
 from cmrm.shift import ShiftVectors
 
 from .serving import held_worker, organism_and_shift, serving, user
+from .tiny_families import FAMILY_BUILDERS, tiny_vlm
 
 HARMFUL = "how do i steal the car ?"
 BENIGN = "what colour is the shape ?"
@@ -197,3 +198,26 @@ def test_multi_turn_conversation_with_a_system_message(
     reply = ask(client, messages, max_tokens=6)
     assert reply.choices[0].message.content
     assert reply.model_extra["cmrm"]["image"] is True
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_BUILDERS))
+def test_every_family_is_served_with_its_chat_template(family: str, image: Image.Image) -> None:
+    """A tiny model of each supported family answers image and text-only requests, concurrently,
+    exactly as `generate_batch` does for each alone."""
+    model, processor = tiny_vlm(family)
+    vlm = from_model(model, processor, model_id=f"tiny-{family}")
+    prompts, images = ["what is this", "red blue square"], [image, None]
+    expected = [
+        generate_batch(vlm, [p], [i], Steering("sample"), GenerationOptions(max_new_tokens=4))[0]
+        for p, i in zip(prompts, images, strict=True)
+    ]
+    config = ServerConfig("tiny", ServedIntervention("sample"))
+    with serving(vlm, config) as (client, _, _), ThreadPoolExecutor(2) as pool:
+
+        def one(case: tuple[str, Image.Image | None]) -> str:
+            reply = client.chat.completions.create(
+                model="tiny", messages=user(*case), temperature=0, max_tokens=4
+            )
+            return reply.choices[0].message.content
+
+        assert list(pool.map(one, zip(prompts, images, strict=True))) == expected

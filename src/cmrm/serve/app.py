@@ -96,6 +96,12 @@ def create_app(vlm: VLM, config: ServerConfig) -> FastAPI:
         message = f"{request.method} {request.url.path}: {err.detail}"
         return JSONResponse(APIError(err.status_code, message).body(), err.status_code)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        failure = APIError(500, f"internal server error ({type(err).__name__}); see the server log")
+        return JSONResponse(failure.body(), status_code=500)
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": config.model_name, **engine.stats()}

@@ -10,6 +10,7 @@ fails is retried one request at a time, so one bad request cannot fail its neigh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import threading
@@ -62,14 +63,18 @@ class Job:
             else:
                 self.future.set_result(result)
 
-        self.loop.call_soon_threadsafe(deliver)
+        try:
+            self.loop.call_soon_threadsafe(deliver)
+        except RuntimeError:  # the event loop has closed: nobody is waiting any more
+            logger.debug("dropped a result: the server's event loop is closed")
 
 
 def stream_to(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str]) -> Any:
     """A row callback that forwards text pieces to ``queue`` on ``loop``."""
 
     def on_delta(text: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, text)
+        with contextlib.suppress(RuntimeError):  # the event loop has closed
+            loop.call_soon_threadsafe(queue.put_nowait, text)
 
     return on_delta
 
