@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import CmrmError
 from .app import app, cli_errors
 from .core import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt, load_model
 
@@ -71,6 +72,14 @@ def serve(
     from ..serve.intervention import check_operator
     from ..shift import ShiftVectors
 
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise CmrmError(
+            f"cmrm serve needs FastAPI and uvicorn ({err}); install them with "
+            "pip install 'cmrm[serve]'"
+        ) from err
     if shift is not None and sample_level:
         raise typer.BadParameter("use either --shift DIR (dataset-level) or --sample-level")
     check_operator(operator)
