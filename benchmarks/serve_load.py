@@ -1,9 +1,9 @@
 """Load test of ``cmrm serve``: one-at-a-time vs N concurrent clients, side by side in one run.
 
-Starts the real ``cmrm serve`` command in its own process on 127.0.0.1 (a free port; nothing else is
-contacted; the clients stay out of its interpreter), then sends the same fixed list of requests (greedy, a dataset-level shift, half of them with an image) twice:
-once from one client, one request at a time, and once from ``--clients`` concurrent clients that
-share the list. Each phase stops by itself when the list is done. Prints requests/s and p50/p95
+Starts the real ``cmrm serve`` command in its own process on 127.0.0.1 (a free port; nothing else
+is contacted; the clients stay out of its interpreter), then sends the same fixed list of requests
+(greedy, a dataset-level shift, half of them with an image) twice: once from one client, one
+request at a time, and once from ``--clients`` concurrent clients that share the list. Each phase stops by itself when the list is done. Prints requests/s and p50/p95
 latency of both, the throughput ratio (target: >= 3x at 8 clients), and how many completions
 differ between the two phases (must be 0: batching never changes a greedy answer). With
 ``--rounds 2`` (the default) the phases run in both orders and the times add up, so a drift in
@@ -11,7 +11,7 @@ machine load hits both alike.
 
     python benchmarks/serve_load.py                        # random 100M-parameter LLaVA, CPU
     python benchmarks/serve_load.py --model organism       # the bundled organism (tiny)
-    python benchmarks/serve_load.py --clients 8 --requests 48 --max-tokens 32
+    python benchmarks/serve_load.py --clients 8 --requests 48 --max-tokens 32 --threads 2
 """
 
 from __future__ import annotations
