@@ -20,11 +20,14 @@ import torch
 
 from cmrm import calibrate, load_vlm
 from cmrm.capture import capture_states
-from cmrm.generate import GenerationOptions, Steering, generate_items
+from cmrm.generate import GenerationOptions, generate_items
+from cmrm.interventions import Intervention
 from cmrm.organism import OrganismJudge, load_suite
 
 
-def rates(vlm: Any, items: list[Any], steering: Steering, options: GenerationOptions) -> Counter:
+def rates(
+    vlm: Any, items: list[Any], steering: Intervention | None, options: GenerationOptions
+) -> Counter:
     texts = generate_items(vlm, items, steering, options, batch_size=64)
     return Counter(j.label for j in OrganismJudge().judge(items, texts))
 
@@ -53,7 +56,7 @@ def main() -> None:
         "last": (last,),
         "second half": tuple(range(vlm.num_layers // 2, vlm.num_layers)),
     }
-    base_h, base_q = rates(vlm, harmful, Steering(), options), rates(vlm, qa, Steering(), options)
+    base_h, base_q = rates(vlm, harmful, None, options), rates(vlm, qa, None, options)
     n_h, n_q = len(harmful), len(qa)
     head = f"{'setting':<44} {'comply%':>7} {'refuse%':>7} {'degen%':>6} {'QA%':>5}"
     print(head)
@@ -74,8 +77,8 @@ def main() -> None:
     )
     for method, (layer_name, layers), positions, alpha in grid:
         kind, _, estimator = method.partition(":")
-        steering = Steering(
-            kind,
+        steering = Intervention(
+            kind,  # type: ignore[arg-type]
             alpha=alpha,
             positions=positions,
             layers=layers,  # type: ignore[arg-type]
@@ -88,8 +91,8 @@ def main() -> None:
         ("dataset:mean", "sample"), list(layer_sets.items())[:2], (0.25, 1.0)
     ):
         kind, _, estimator = method.partition(":")
-        steering = Steering(
-            kind,
+        steering = Intervention(
+            kind,  # type: ignore[arg-type]
             alpha=alpha,
             positions="last",
             layers=layers,  # type: ignore[arg-type]

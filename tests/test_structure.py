@@ -49,7 +49,7 @@ def test_the_organism_is_a_leaf() -> None:
     outside = {m for m in _importers_of("cmrm.organism") if not m.startswith("cmrm.organism")}
     allowed = ("cmrm.cli.", "cmrm.demo")  # command modules and the demo application only
     assert {m for m in outside if not m.startswith(allowed)} == set()
-    users = ("cmrm.models", "cmrm.generate", "cmrm.steering", "cmrm.evaluation", "cmrm.demo")
+    users = ("cmrm.models", "cmrm.generate", "cmrm.interventions", "cmrm.evaluation", "cmrm.demo")
     for module, targets in edges.items():
         if module.startswith("cmrm.organism"):
             assert not {t for t in targets if t.startswith((*users, "cmrm.cli"))}, module
