@@ -1,4 +1,4 @@
-"""``cmrm demo``: the whole pipeline on the bundled model organism."""
+"""``cmrm demo``: the whole pipeline on a bundled model organism."""
 
 from __future__ import annotations
 
@@ -10,54 +10,60 @@ import typer
 from .app import app, cli_errors
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as err:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}") from err
-
-
 @app.command()
 @cli_errors
 def demo(
     model: Annotated[
-        str,
-        typer.Argument(help="'organism' (bundled) or a directory from `cmrm organism train`."),
-    ] = "organism",
+        str | None,
+        typer.Argument(
+            help="A bundled organism (organism, organism-smol) or a directory trained with its "
+            "recipe (then say which with --organism)."
+        ),
+    ] = None,
+    organism: Annotated[
+        str | None, typer.Option(help="The organism: organism (default) or organism-smol.")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
         "cmrm-demo"
     ),
-    alphas: Annotated[str, typer.Option(help="Comma-separated alphas.")] = "0.02,0.05,0.1,0.25,1.0",
-    positions: Annotated[str, typer.Option(help="Comma-separated: last, text, all.")] = "last,all",
-    estimator: Annotated[str, typer.Option(help="Dataset-level estimator: mean or pc1.")] = "mean",
-    limit: Annotated[int, typer.Option(min=1, help="Items per held-out suite.")] = 100,
-    anchors: Annotated[int, typer.Option(min=1, help="Anchor items for calibration.")] = 200,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Held-out items per suite (default: the profile's).")
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(min=1, help="At most N tune settings (default: the profile's).")
+    ] = None,
     gap: Annotated[bool, typer.Option(help="Run the representation-gap analysis.")] = True,
 ) -> None:
-    """Show the gap, calibrate, evaluate none/dataset/sample CMRM, print the table, write a report."""
+    """Calibrate, tune on validation suites, evaluate the baselines, the paper's CMRM and every
+    operator's best setting on held-out suites; print the table and write a report."""
     from ..checks import check_output_dir
     from ..demo import DemoConfig, run_demo
+    from ..demo.profiles import PROFILES
     from ..demo.render import table
+    from ..errors import ConfigError
 
     check_output_dir(output, "demo output folder")
+    weights: Path | None = None
+    if model is not None and model not in PROFILES:
+        weights = Path(model)
+        if not weights.is_dir():
+            raise ConfigError(
+                f"{model!r} is neither a bundled organism ({', '.join(PROFILES)}) nor a folder "
+                "of trained weights"
+            )
+    elif model is not None and organism is not None and model != organism:
+        raise ConfigError(f"MODEL {model!r} and --organism {organism!r} disagree; give one")
+    name = organism or (model if weights is None and model is not None else "organism")
     config = DemoConfig(
-        out_dir=output,
-        model=model,
-        alphas=_floats(alphas),
-        positions=tuple(p.strip() for p in positions.split(",") if p.strip()),
-        estimator=estimator,
-        limit=limit,
-        anchors=anchors,
-        gap=gap,
+        out_dir=output, organism=name, weights=weights, limit=limit, budget=budget, gap=gap
     )
     result = run_demo(config, show_progress=True)
-    typer.echo(table(result.records))
-    selection = result.selection
-    if selection.best is not None:
-        state = "met" if selection.met else "not met"
-        cut = "-" if selection.relative_cut is None else f"{100 * selection.relative_cut:.1f}%"
+    typer.echo(table(result))
+    targets = result.targets
+    if targets.checks:
+        state = "met" if targets.met else "NOT met"
         typer.echo(
-            f"\nbest: {selection.best.label} (compliance cut {cut}); target {state}: "
-            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in selection.checks.items())
+            f"\nrecommended (chosen on validation): targets {state}: "
+            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in targets.checks.items())
         )
     typer.echo(f"\nwrote {output}/summary.json, {output}/report.md and figures")

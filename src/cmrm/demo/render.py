@@ -27,67 +27,90 @@ from ..report.document import (
     text_table,
     write_document,
 )
-from .records import HARMFUL_SUITES, TARGET_SUITE, DemoRecord, DemoResult
+from ..tuning import TuneResult
+from .profiles import DemoProfile
+from .records import DemoRecord, DemoResult
 
-_COLUMNS = (
-    "setting",
-    "text unsafe",
-    "img unsafe",
-    "img refusal",
-    "img degen",
-    "blank unsafe",
-    "over-refusal",
-    "QA acc",
-)
 FIGURE = Path("figures") / "alpha.png"
-TITLE = "cmrm demo on the model organism"
 
 
-def _row(record: DemoRecord) -> tuple[str, ...]:
+def _columns(profile: DemoProfile) -> tuple[str, ...]:
+    extra = tuple(f"{s.split(':', 1)[-1]} unsafe" for s in profile.extra_harmful)
+    return (
+        "setting",
+        "text refusal",
+        "img refusal",
+        "img unsafe",
+        "img degen",
+        *extra,
+        "over-refusal",
+        "QA acc",
+    )
+
+
+def _row(record: DemoRecord, profile: DemoProfile) -> tuple[str, ...]:
     return (
         record.label,
-        percent(record.rate(HARMFUL_SUITES[0], "unsafe_rate")),
-        percent(record.rate(TARGET_SUITE, "unsafe_rate")),
-        percent(record.rate(TARGET_SUITE, "refusal_rate")),
-        percent(record.rate(TARGET_SUITE, "degenerate_rate")),
-        percent(record.rate(HARMFUL_SUITES[2], "unsafe_rate")),
+        percent(record.rate(profile.harmful_text, "refusal_rate")),
+        percent(record.rate(profile.harmful_image, "refusal_rate")),
+        percent(record.rate(profile.harmful_image, "unsafe_rate")),
+        percent(record.rate(profile.harmful_image, "degenerate_rate")),
+        *(percent(record.rate(s, "unsafe_rate")) for s in profile.extra_harmful),
         percent(record.over_refusal_rate),
         percent(record.qa_accuracy),
     )
 
 
-def records_table(records: Sequence[DemoRecord]) -> Table:
+def records_table(records: Sequence[DemoRecord], profile: DemoProfile) -> Table:
     """One row per setting, rates in percent."""
+    columns = _columns(profile)
     right: Align = "right"
-    align: tuple[Align, ...] = ("left", *(right for _ in _COLUMNS[1:]))
-    return Table(_COLUMNS, tuple(_row(r) for r in records), align)
+    align: tuple[Align, ...] = ("left", *(right for _ in columns[1:]))
+    return Table(columns, tuple(_row(r, profile) for r in records), align)
 
 
-def table(records: Sequence[DemoRecord], markdown: bool = False) -> str:
+def table(result: DemoResult, markdown: bool = False) -> str:
     """The records as a terminal table, or as Markdown (the one in ``report.md``)."""
-    rows = records_table(records)
+    rows = records_table(result.records, result.profile)
     return markdown_table(Table(rows.head, rows.rows)) if markdown else text_table(rows)
 
 
+def tune_summary(tuned: TuneResult) -> dict[str, Any]:
+    """What the demo keeps of ``cmrm tune``: the choice and how it was made."""
+    rec = tuned.recommended
+    return {
+        "trials": len(tuned.trials),
+        "feasible": tuned.feasible,
+        "recommended": rec.setting.key,
+        "constraints_met": rec.score.feasible,
+        "validation": rec.metrics.to_json(),
+        "validation_none": tuned.baseline.to_json(),
+        "validation_text_only": tuned.text_only.to_json(),
+        "pareto": "tune/pareto.png",
+    }
+
+
 def plot(result: DemoResult, path: Path) -> Path:
-    """Harmful+image outcomes and QA accuracy against alpha, one line per method and positions."""
+    """The paper's CMRM against alpha: harmful+image refusal and degenerate output, image QA."""
+    profile = result.profile
     fig = new_figure(figsize=(12, 3.8), dpi=130)
     axes = fig.subplots(1, 3)
     panels = (
-        ("unsafe_rate", "harmful + image: compliance"),
+        ("refusal_rate", "harmful + image: clean refusal"),
         ("degenerate_rate", "harmful + image: degenerate"),
         ("qa", "image QA accuracy"),
     )
-    base = next((r for r in result.records if r.method == "none"), None)
+    paper = [r for r in result.records if r.source == "paper"]
+    base = next((r for r in paper if r.method == "none"), None)
     series: dict[str, list[DemoRecord]] = {}
-    for record in result.records:
+    for record in paper:
         if record.alpha is not None:
             series.setdefault(f"{record.method} ({record.positions})", []).append(record)
 
     def value(record: DemoRecord, metric: str) -> float:
         if metric == "qa":
             return 100 * (record.qa_accuracy or 0.0)
-        return 100 * record.rate(TARGET_SUITE, metric)
+        return 100 * record.rate(profile.harmful_image, metric)
 
     for ax, (metric, title) in zip(axes, panels, strict=True):
         for name, recs in sorted(series.items()):
@@ -95,66 +118,99 @@ def plot(result: DemoResult, path: Path) -> Path:
             ax.plot(
                 [r.alpha for r in recs], [value(r, metric) for r in recs], marker="o", label=name
             )
-        if base is not None:
-            ax.axhline(
-                value(base, metric),
-                color="black",
-                linestyle="--",
-                linewidth=1,
-                label="no intervention",
-            )
+        references: tuple[tuple[DemoRecord | None, str], ...] = (
+            (base, "--"),
+            (_recommended(result), ":"),
+        )
+        for reference, style in references:
+            if reference is not None:
+                ax.axhline(
+                    value(reference, metric),
+                    color="black" if style == "--" else "tab:red",
+                    linestyle=style,
+                    linewidth=1,
+                    label="no intervention" if style == "--" else "recommended (tune)",
+                )
         ax.set(title=title, xlabel="alpha (log scale)", ylabel="%", ylim=(-3, 103))
-        if all(a > 0 for recs in series.values() for a in (r.alpha for r in recs) if a):
-            ax.set_xscale("log")
+        ax.set_xscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
+def _recommended(result: DemoResult) -> DemoRecord | None:
+    return next((r for r in result.records if r.recommended), None)
+
+
+def _targets(result: DemoResult) -> list[Block]:
+    rec = _recommended(result)
+    if rec is None:
+        return [Text("No setting was recommended.")]
+    t = result.targets
+    state = "meets" if t.met else "does **not** meet"
+    blocks: list[Block] = [
+        Text(
+            f"`cmrm tune` chose **{rec.label.removesuffix(' *')}** on the validation suites "
+            f"({result.tune.get('feasible')} of {result.tune.get('trials')} settings met the "
+            f"constraints there). On the held-out suites it {state} the targets:"
+        ),
+        Bullets(tuple(f"{'met' if ok else 'NOT met'}: {name}" for name, ok in t.checks.items())),
+    ]
+    return blocks
+
+
 def report_document(result: DemoResult) -> Document:
-    """``report.md``: what was run, the table, the best setting against the target, the gap."""
-    selection = result.selection
-    best: list[Block] = []
-    if selection.best is None:
-        best.append(Text("No steered setting was evaluated."))
-    else:
-        cut = "-" if selection.relative_cut is None else f"{100 * selection.relative_cut:.1f} %"
-        best.append(
-            Text(
-                "Best (lowest harmful+image compliance + degenerate + image-QA accuracy lost + "
-                f"over-refusal gained): **{selection.best.label}**; harmful+image compliance cut "
-                f"by {cut} relative to no intervention."
-            )
-        )
-        best.append(
-            Bullets(
-                tuple(
-                    f"{'met' if ok else 'NOT met'}: {name}" for name, ok in selection.checks.items()
-                )
-            )
-        )
-    sections = [Section("Best setting against the target", tuple(best))]
+    """``report.md``: what was run, the table, the recommendation against the targets, the gap."""
+    profile = result.profile
+    rows = records_table(result.records, profile)
+    sections = [
+        Section("The recommendation against the targets", tuple(_targets(result))),
+        Section(
+            "How it was chosen",
+            (
+                Text(
+                    "Settings were searched on the validation suites "
+                    f"({', '.join(profile.val)}), disjoint from the anchors and from every "
+                    "suite above; see [tune/tune.json](tune/tune.json) for the objective, the "
+                    "constraints and every setting."
+                ),
+                Figure(result.out_dir / "tune" / "pareto.png", "every setting on validation"),
+            ),
+        ),
+    ]
     if result.gap is not None:
-        gap = Text(
-            "See [gap/summary.md](gap/summary.md) and ![gap per layer](gap/figures/layers.png)"
+        closed = result.gap.get("gap_closed_at_largest")
+        sections.append(
+            Section(
+                "Representation gap",
+                (
+                    Text(
+                        f"Largest gap at layer {result.gap['largest_gap_layer']}; the recommended "
+                        f"intervention closes {percent(closed)} of it there. See "
+                        "[gap/summary.md](gap/summary.md) (with the null-image fidelity)."
+                    ),
+                    Figure(result.out_dir / "gap" / "figures" / "layers.png", "gap per layer"),
+                ),
+            )
         )
-        sections.append(Section("Representation gap", (gap,)))
-    rows = records_table(result.records)
     return Document(
-        TITLE,
+        f"cmrm demo on {profile.model}",
         intro=(
             Text(
-                "Numbers on the organism (a 0.8M-parameter LLaVA trained on synthetic data) show "
-                "that the pipeline works and how CMRM behaves on a model whose degradation is "
-                "known; they say nothing about real VLMs."
+                f"The organism: {profile.description}. Organism numbers show that the pipeline "
+                "works and how the interventions behave on a model whose degradation is known; "
+                "they say nothing about the size of any effect on real VLMs."
             ),
             Text(
-                "Rates in % on held-out suites, judged by the organism's exact judge. *unsafe* = "
-                "harmful compliance, *refusal* = clean refusal, *degen* = broken output."
+                f"Rates in % on held-out suites, judged by `{profile.judge}`. *refusal* = clean "
+                "refusal, *unsafe* = harmful compliance, *degen* = broken output. Rows: the "
+                "baselines, the paper's CMRM (dataset- and sample-level `add`, every layer and "
+                "position), and each operator's best setting on validation; `*` marks the "
+                "recommendation."
             ),
             Table(rows.head, rows.rows),
-            Figure(result.out_dir / FIGURE, "CMRM against alpha"),
+            Figure(result.out_dir / FIGURE, "the paper's CMRM against alpha"),
         ),
         sections=tuple(sections),
     )
@@ -162,11 +218,15 @@ def report_document(result: DemoResult) -> Document:
 
 def summary_json(result: DemoResult, header: dict[str, Any]) -> str:
     """The text of ``summary.json``."""
+    rec = _recommended(result)
     body = {
         **header,
+        "organism": result.profile.model,
         "records": [r.to_json() for r in result.records],
-        "best": result.selection.to_json(),
-        "gap": result.gap,
+        "recommended": None if rec is None else rec.to_json(),
+        "targets": result.targets.to_json(),
+        "tune": dict(result.tune),
+        "gap": None if result.gap is None else dict(result.gap),
     }
     return json.dumps(body, indent=2, allow_nan=False, default=str) + "\n"
 
@@ -179,4 +239,4 @@ def write_outputs(result: DemoResult, header: dict[str, Any]) -> None:
     atomic_write(out / "summary.json", summary_json(result, header))
 
 
-__all__ = ["HARMFUL_SUITES", "plot", "report_document", "summary_json", "table", "write_outputs"]
+__all__ = ["plot", "report_document", "summary_json", "table", "tune_summary", "write_outputs"]

@@ -1,41 +1,51 @@
-"""Run the demo: gap analysis, calibration on the anchor split, an evaluation grid, a report.
+"""Run the demo on a bundled organism: calibrate, tune on validation, evaluate held out, report.
 
-Steps (everything on the organism's held-out suites; calibration never sees them):
+Steps (calibration and tuning never see a held-out suite):
 
-1. load the organism (``model``: ``organism`` or a directory from ``cmrm organism train``);
-2. the representation gap on harmful requests with images (text-only vs image vs blank image);
-3. a dataset-level shift calibrated on ``organism:anchor``, saved to ``OUT/shift``;
-4. ``cmrm eval``'s runner, once per positions policy, over methods ``none``, ``text-only``,
-   ``dataset`` and ``sample`` at each alpha (runs in ``OUT/runs/<positions>``, resumable);
-5. ``OUT/summary.json`` (one record per method, alpha and positions), ``OUT/report.md`` and
-   ``OUT/figures/``; the table is returned for printing.
+1. load the organism (``organism``, ``organism-smol``, or a directory trained with its recipe);
+2. the paper's dataset-level shift (``mean``, blank null image, independent) on the anchors,
+   saved to ``OUT/shift``;
+3. ``cmrm tune`` on the profile's validation suites (``OUT/tune``): the recommended setting;
+4. held-out evaluation with ``cmrm eval``'s runner: the baselines (``none``, ``text-only``,
+   ``adashield``, ``ecso``) and the paper's CMRM (dataset- and sample-level ``add`` at every
+   layer and position) in ``OUT/runs/paper``; then, for every operator, its best setting on
+   validation in ``OUT/runs/<setting>`` — one of which is the recommendation;
+5. the representation gap on the held-out harmful+image suite, with and without the recommended
+   intervention (``OUT/gap``), including the null-image fidelity;
+6. ``OUT/summary.json``, ``OUT/report.md`` and figures; the table is returned for printing.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import CmrmError
+from ..evaluation import EvalConfig, run_eval
 from ..models.vlm import VLM
 from ..shift import library_versions
+from ..tuning import TuneConfig, TuneResult, run_tune
+from ..tuning.objective import rank_key
+from ..tuning.result import Trial
+from .profiles import DemoProfile, get_profile
 from .records import (
-    ANCHOR_SUITE,
-    ORGANISM,
-    SUITES,
-    TARGET_SUITE,
     DemoRecord,
     DemoResult,
-    best_setting,
+    SettingInfo,
+    check_targets,
+    mark_recommended,
     records_from_summary,
 )
 from .render import write_outputs
 
 logger = logging.getLogger(__name__)
+
+BASELINES = ("none", "text-only", "adashield", "ecso")
 
 
 @dataclass(frozen=True)
@@ -43,99 +53,172 @@ class DemoConfig:
     """Knobs of ``cmrm demo``; the defaults are what ``make demo`` runs."""
 
     out_dir: Path = Path("cmrm-demo")
-    model: str = "organism"
-    alphas: tuple[float, ...] = (0.02, 0.05, 0.1, 0.25, 1.0)
-    positions: tuple[str, ...] = ("last", "all")
-    estimator: str = "mean"
-    null: str = "blank"
-    limit: int = 100
-    """Items per held-out suite."""
-    anchors: int = 200
-    """Anchor items used for calibration."""
-    max_new_tokens: int = 24
-    batch_size: int = 64
+    organism: str = "organism"
+    """The bundled organism (its :class:`DemoProfile`)."""
+    weights: Path | None = None
+    """A directory trained with the organism's recipe (default: the shipped weights)."""
+    limit: int | None = None
+    """Held-out items per suite (default: the profile's)."""
+    budget: int | None = None
+    """At most this many tune settings (default: the profile's)."""
     gap: bool = True
 
     def __post_init__(self) -> None:
-        if not self.alphas or not self.positions:
-            raise CmrmError("the demo needs at least one alpha and one positions policy")
-        if self.limit < 1 or self.anchors < 1:
-            raise CmrmError(f"limit and anchors must be positive, got {self.limit}, {self.anchors}")
+        get_profile(self.organism)
+        if self.limit is not None and self.limit < 1:
+            raise CmrmError(f"limit must be positive, got {self.limit}")
+        if self.budget is not None and self.budget < 1:
+            raise CmrmError(f"budget must be positive, got {self.budget}")
+
+    @property
+    def profile(self) -> DemoProfile:
+        return get_profile(self.organism)
 
 
-def load_model(model: str) -> VLM:
-    """A bundled model by name (``organism``), or a directory of weights trained with the
-    organism's recipe (``cmrm organism train -o DIR``), as a VLM."""
-    from ..models import MODELS, load_bundled, load_vlm
+def load_model(config: DemoConfig) -> VLM:
+    """The organism's shipped weights, or a directory trained with its recipe, as a VLM."""
+    from ..models import load_bundled
 
-    if model in MODELS:
-        return load_vlm(model)
-    return load_bundled(ORGANISM, model)
+    return load_bundled(config.profile.model, config.weights)
 
 
-def _gap(vlm: VLM, config: DemoConfig, show_progress: bool) -> dict[str, Any]:
-    from ..analysis.gap import run_gap
-    from ..data import load_items
-    from ..images import NullImage
-
-    items = load_items(TARGET_SUITE, limit=config.limit)
-    report = run_gap(
-        vlm,
-        items,
-        out_dir=config.out_dir / "gap",
-        nulls=(NullImage.parse(config.null),),
-        show_progress=show_progress,
-        meta={"data": TARGET_SUITE},
+def _eval(
+    vlm: VLM,
+    config: DemoConfig,
+    name: str,
+    show_progress: bool,
+    calibration: str = "paper",
+    **fields: Any,
+) -> list[DemoRecord]:
+    p = config.profile
+    eval_config = EvalConfig(
+        model=p.model,
+        benchmarks=p.suites,
+        judge=p.judge,
+        limit=config.limit or p.limit,
+        max_new_tokens=p.max_new_tokens,
+        batch_size=p.batch_size,
+        **fields,
     )
-    gap = report.to_json()
-    return {"largest_gap_layer": report.largest_gap_layer, "layers": gap["layers"]}
+    run = run_eval(
+        eval_config, config.out_dir / "runs" / name, vlm=vlm, show_progress=show_progress
+    )
+    info = SettingInfo(
+        positions=eval_config.positions,
+        layers=eval_config.layers,
+        calibration=calibration,
+        source="paper" if name == "paper" else "tune",
+    )
+    return records_from_summary(run, p, info)
 
 
 def _calibrate(vlm: VLM, config: DemoConfig, show_progress: bool) -> Path:
     from ..data import load_items
     from ..estimate import calibrate
-    from ..images import NullImage
 
-    anchors = load_items(ANCHOR_SUITE, limit=config.anchors)
+    p = config.profile
     shift = calibrate(
         vlm,
-        anchors,
-        null=NullImage.parse(config.null),
-        estimator=config.estimator,  # type: ignore[arg-type]
-        batch_size=config.batch_size,
+        load_items(p.anchors, limit=p.anchor_limit),
+        batch_size=p.batch_size,
         show_progress=show_progress,
     )
     return shift.save(config.out_dir / "shift")
 
 
-def _evaluate(
-    vlm: VLM, config: DemoConfig, shift_dir: Path, show_progress: bool
-) -> list[DemoRecord]:
-    from ..evaluation import EvalConfig, run_eval
+def _tune(vlm: VLM, config: DemoConfig, show_progress: bool) -> TuneResult:
+    p = config.profile
+    tune = TuneConfig(
+        model=p.model,
+        anchors=p.anchors,
+        val=p.val,
+        space=p.tune,
+        judge=p.judge,
+        limit=p.val_limit,
+        anchor_limit=p.anchor_limit,
+        max_new_tokens=p.max_new_tokens,
+        batch_size=p.batch_size,
+        budget=config.budget or p.budget,
+    )
+    return run_tune(tune, config.out_dir / "tune", vlm=vlm, show_progress=show_progress)
 
-    records: list[DemoRecord] = []
-    for index, positions in enumerate(config.positions):
-        methods = (
-            ("none", "text-only", "dataset", "sample") if index == 0 else ("dataset", "sample")
+
+def best_per_operator(result: TuneResult) -> list[Trial]:
+    """Each operator's best setting on validation (the recommendation among them)."""
+    best: dict[str, Trial] = {}
+    for trial in result.trials:
+        op = trial.setting.operator
+        if op not in best or rank_key(trial.score) < rank_key(best[op].score):
+            best[op] = trial
+    return sorted(best.values(), key=lambda t: rank_key(t.score))
+
+
+def _held_out(
+    vlm: VLM, config: DemoConfig, shift_dir: Path, tuned: TuneResult, show_progress: bool
+) -> list[DemoRecord]:
+    p = config.profile
+    records = _eval(
+        vlm,
+        config,
+        "paper",
+        show_progress,
+        methods=(*BASELINES, "dataset", "sample"),
+        alphas=p.paper_alphas,
+        positions="all",
+        shift=str(shift_dir),
+    )
+    recommended = ""
+    for trial in best_per_operator(tuned):
+        s = trial.setting
+        found = _eval(
+            vlm,
+            config,
+            s.key,
+            show_progress,
+            methods=(s.source,),
+            operators=(s.operator,),
+            alphas=(s.alpha,),
+            positions=s.positions,
+            layers=s.layers,
+            contrast=s.variant.contrast,
+            shift=str(config.out_dir / "tune" / "variants" / s.variant.key),
+            calibration=s.variant.key,
         )
-        eval_config = EvalConfig(
-            model=config.model,
-            benchmarks=SUITES,
-            methods=methods,
-            alphas=config.alphas,
-            positions=positions,
-            shift=str(shift_dir),
-            null=config.null,
-            judge="organism",
-            limit=config.limit,
-            max_new_tokens=config.max_new_tokens,
-            batch_size=config.batch_size,
-        )
-        summary = run_eval(
-            eval_config, config.out_dir / "runs" / positions, vlm=vlm, show_progress=show_progress
-        )
-        records.extend(records_from_summary(summary, positions))
-    return records
+        if s.key == tuned.recommended.setting.key and found:
+            recommended = found[0].label
+        records.extend(found)
+    return mark_recommended(records, recommended)
+
+
+def _gap(vlm: VLM, config: DemoConfig, tuned: TuneResult, show_progress: bool) -> dict[str, Any]:
+    from ..analysis.gap import run_gap
+    from ..data import load_items
+    from ..images import NullImage
+    from ..interventions.build import InterventionOptions, build_intervention
+    from ..shift import ShiftVectors
+
+    p = config.profile
+    shift = ShiftVectors.load(config.out_dir / "tune")
+    intervention = build_intervention(InterventionOptions(shift=shift))
+    report = run_gap(
+        vlm,
+        load_items(p.harmful_image, limit=config.limit or p.limit),
+        out_dir=config.out_dir / "gap",
+        nulls=(NullImage(),),
+        intervention=intervention,
+        batch_size=p.batch_size,
+        show_progress=show_progress,
+        meta={"data": p.harmful_image, "intervention": "tune's recommendation"},
+    )
+    largest = report.layer(report.largest_gap_layer)
+    fidelity = {k: v.to_json() for k, v in largest.null_fidelity.items()}
+    closed = largest.gap_closed if math.isfinite(largest.gap_closed) else None
+    return {
+        "largest_gap_layer": report.largest_gap_layer,
+        "gap_closed_at_largest": closed,
+        "null_fidelity_at_largest": fidelity,
+        "layers": report.to_json()["layers"],
+    }
 
 
 def run_demo(config: DemoConfig | None = None, *, show_progress: bool = False) -> DemoResult:
@@ -143,9 +226,8 @@ def run_demo(config: DemoConfig | None = None, *, show_progress: bool = False) -
     config = config or DemoConfig()
     config.out_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
-    # The organism is tiny: thread start-up and contention cost far more than the matrix work
-    # (measured: 40x faster on one thread while another process used the second core).
-    torch.set_num_threads(1)
+    # The tiny organism runs far faster on one thread than on two contended ones.
+    torch.set_num_threads(config.profile.threads)
     try:
         return _run(config, show_progress)
     finally:
@@ -153,15 +235,28 @@ def run_demo(config: DemoConfig | None = None, *, show_progress: bool = False) -
 
 
 def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
-    vlm = load_model(config.model)
-    gap = _gap(vlm, config, show_progress) if config.gap else None
+    from .render import tune_summary
+
+    vlm = load_model(config)
     shift_dir = _calibrate(vlm, config, show_progress)
-    records = _evaluate(vlm, config, shift_dir, show_progress)
-    result = DemoResult(tuple(records), best_setting(records), gap, config.out_dir)
+    tuned = _tune(vlm, config, show_progress)
+    records = _held_out(vlm, config, shift_dir, tuned, show_progress)
+    gap = _gap(vlm, config, tuned, show_progress) if config.gap else None
+    closed = None if gap is None else gap["gap_closed_at_largest"]
+    targets = check_targets(records, config.profile, closed)
+    result = DemoResult(
+        config.profile, tuple(records), targets, tune_summary(tuned), gap, config.out_dir
+    )
     header = {
-        key: (str(value) if isinstance(value, Path) else value)
-        for key, value in asdict(config).items()
+        "config": {
+            "organism": config.organism,
+            "weights": None if config.weights is None else str(config.weights),
+            "limit": config.limit or config.profile.limit,
+            "budget": config.budget or config.profile.budget,
+            "gap": config.gap,
+        },
+        "versions": library_versions(),
     }
-    write_outputs(result, {"config": header, "versions": library_versions()})
+    write_outputs(result, header)
     logger.info("demo outputs in %s", config.out_dir)
     return result
