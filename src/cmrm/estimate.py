@@ -27,10 +27,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .capture import ReadPosition, capture_states
+from .distributed import SINGLE, World
 from .errors import CmrmError, DataError
 from .images import NullImage, load_image
 from .items import Item
 from .models.vlm import VLM
+from .reduction import Partial, reduce_partial, shard_batches
 from .shift import SampleShift, ShiftMeta, ShiftVectors
 
 logger = logging.getLogger(__name__)
@@ -134,8 +136,13 @@ def calibrate(
     read: ReadPosition = "last",
     batch_size: int = 8,
     show_progress: bool = False,
+    world: World = SINGLE,
 ) -> ShiftVectors:
     """Estimate a dataset-level shift over an anchor set.
+
+    With ``world`` of several ranks (every rank calls this with the same anchors), each rank runs
+    its share of the batches and the partial sums are reduced across ranks (see
+    :mod:`cmrm.reduction`); every rank returns the same shift.
 
     Raises:
         CmrmError: empty anchor set, unknown estimator, bad batch size.
@@ -149,10 +156,9 @@ def calibrate(
         raise CmrmError("the anchor set is empty; calibration needs at least one item")
     null = null or NullImage()
     chosen = vlm.layers.resolve(layers)
-    total = torch.zeros(len(chosen), vlm.hidden_size, dtype=torch.float64)
-    kept: list[Tensor] = []
-    batches = range(0, len(items), batch_size)
-    for start in tqdm(batches, desc="calibrating", disable=not show_progress, unit="batch"):
+    part = Partial.empty(len(chosen), vlm.hidden_size, keep=estimator == "pc1")
+    starts = shard_batches(len(items), batch_size, world)
+    for start in tqdm(starts, desc="calibrating", disable=not show_progress, unit="batch"):
         chunk = items[start : start + batch_size]
         images = [load_image(item.image) for item in chunk]
         diffs = differences(
@@ -164,13 +170,12 @@ def calibrate(
             layers=chosen,
             read=read,
         )
-        total += diffs.double().sum(dim=1)
-        if estimator == "pc1":
-            kept.append(diffs)
+        part = part.add(start, diffs)
+    part = reduce_partial(part, world)
     if estimator == "mean":
-        vectors = (total / len(items)).float()
+        vectors = part.mean()
     else:
-        stacked = torch.cat(kept, dim=1)
+        stacked = part.ordered_rows()
         vectors = torch.stack([_pc1(stacked[i]) for i in range(len(chosen))])
     meta = ShiftMeta(
         source_model=vlm.model_id,

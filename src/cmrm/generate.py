@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .batching import length_key, length_order
 from .errors import CmrmError
 from .estimate import CONTRASTS, Contrast, sample_shifts
 from .images import NullImage, load_image
@@ -161,8 +162,10 @@ def generate_batch(
 
 
 def _chunks(vlm: VLM, items: Sequence[Item], batch_size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), batch_size):
-        rows = list(range(start, min(start + batch_size, len(items))))
+    """Row indices of each batch, rows sorted by prompt length (see :mod:`cmrm.batching`)."""
+    order = length_order(items, length_key(vlm))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
         if vlm.spec.mixed_batches:
             yield rows
             continue

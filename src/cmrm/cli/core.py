@@ -35,6 +35,21 @@ LayersPathOpt = Annotated[
 RemoteOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
 ]
+DeviceMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device-map",
+        help="Spread a model over GPUs/CPU/disk: auto, balanced, sequential, or a JSON map.",
+    ),
+]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", help="Per device for --device-map, e.g. 0=20GiB,cpu=64GiB."),
+]
+OffloadOpt = Annotated[
+    str | None,
+    typer.Option("--offload-folder", help="Folder for weights --device-map puts on disk."),
+]
 
 
 def load_model(
@@ -43,6 +58,9 @@ def load_model(
     device: str | None,
     layers_path: str | None,
     trust_remote_code: bool = False,
+    device_map: str | None = None,
+    max_memory: str | None = None,
+    offload_folder: str | None = None,
 ) -> VLM:
     from ..models import load_vlm
 
@@ -52,6 +70,9 @@ def load_model(
         device=device,
         layers_path=layers_path,
         trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
 
 
@@ -95,27 +116,48 @@ def calibrate(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
 ) -> None:
-    """Estimate a dataset-level shift (text-only minus null-image states) and save it."""
+    """Estimate a dataset-level shift (text-only minus null-image states) and save it.
+
+    Under torchrun, every rank runs a share of the anchor batches and rank 0 saves the shift.
+    """
+    from .. import distributed
     from ..estimate import calibrate as run_calibrate
     from ..images import NullImage
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
+    world = distributed.World.from_env()
     items = load_data(anchors, root=root, limit=limit)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
-    shift = run_calibrate(
-        vlm,
-        items,
-        null=NullImage.parse(null),
-        estimator=cast("Estimator", estimator),
-        layers=layers,
-        contrast=cast("Contrast", contrast),
-        read=cast("ReadPosition", read),
-        batch_size=batch_size,
-        show_progress=True,
-    )
-    shift.save(output)
+    with distributed.process_group(world):
+        vlm = load_model(
+            model,
+            dtype,
+            device,
+            layers_path,
+            trust_remote_code,
+            device_map,
+            max_memory,
+            offload_folder,
+        )
+        shift = run_calibrate(
+            vlm,
+            items,
+            null=NullImage.parse(null),
+            estimator=cast("Estimator", estimator),
+            layers=layers,
+            contrast=cast("Contrast", contrast),
+            read=cast("ReadPosition", read),
+            batch_size=batch_size,
+            show_progress=world.is_main,
+            world=world,
+        )
+        distributed.main_first(world, lambda: shift.save(output))
+    if not world.is_main:
+        return
     typer.echo(
         json.dumps(
             {
@@ -152,6 +194,9 @@ def generate(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
 ) -> None:
     """Generate an answer, optionally with CMRM; the answer is streamed to stdout."""
     from ..generate import GenerationOptions, Steering, stream_answer
@@ -174,5 +219,7 @@ def generate(
         max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature, seed=seed
     )
     picture = load_image(image)
-    vlm = load_model(model, dtype, device, layers_path, trust_remote_code)
+    vlm = load_model(
+        model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
+    )
     stream_answer(vlm, prompt, picture, steering, options)

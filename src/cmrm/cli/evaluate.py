@@ -58,7 +58,8 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="First N items per benchmark.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Generation and judging batch size.")
+        str | None,
+        typer.Option(help="Generation and judging batch size, or auto (CUDA: back off on OOM)."),
     ] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens generated per answer.")] = None,
     seed: Annotated[int | None, typer.Option(help="Split and bootstrap seed.")] = None,
@@ -71,12 +72,27 @@ def eval_command(
     trust_remote_code: Annotated[
         bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
     ] = False,
+    device_map: Annotated[
+        str | None,
+        typer.Option(help="Spread the model over GPUs/CPU/disk: auto, balanced, or a JSON map."),
+    ] = None,
+    max_memory: Annotated[
+        str | None, typer.Option(help="Per device for --device-map, e.g. 0=20GiB,cpu=64GiB.")
+    ] = None,
+    offload_folder: Annotated[
+        str | None, typer.Option(help="Folder for weights --device-map puts on disk.")
+    ] = None,
     preset: Annotated[
         str | None, typer.Option(help="'paper': the paper's protocol; flags override it.")
     ] = None,
     judge_model: Annotated[str | None, typer.Option(help="Judge model of --preset paper.")] = None,
 ) -> None:
-    """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume."""
+    """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume.
+
+    Under torchrun (or accelerate launch) the rows are sharded across the ranks; see docs/scale.md.
+    """
+    from ..batching import parse_batch_size
+    from ..distributed import World
     from ..evaluation import run_eval
     from ..evaluation.options import build_config
 
@@ -99,15 +115,21 @@ def eval_command(
         contrast=contrast,
         null=null,
         limit=limit,
-        batch_size=batch_size,
+        batch_size=parse_batch_size(batch_size),
         max_new_tokens=max_new_tokens,
         seed=seed,
         dtype=dtype,
         device=device,
         layers_path=layers_path,
         trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
-    summary = run_eval(config, output, show_progress=True)
+    world = World.from_env()
+    summary = run_eval(config, output, show_progress=True, world=world)
+    if not world.is_main:
+        return
     typer.echo(summary.table())
     typer.echo(f"\nwrote {output / 'summary.json'}; `cmrm report {output}` for plots", err=True)
 

@@ -18,6 +18,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..atomic import write_json_atomic
+from ..batching import length_key, resolve_batch_size, run_batches
+from ..distributed import SINGLE, World
 from ..errors import DataError
 from ..estimate import calibrate
 from ..generate import GenerationOptions, Steering, generate_items
@@ -26,6 +28,7 @@ from ..items import Item
 from ..shift import ShiftVectors
 from .config import EvalConfig, check_config
 from .metrics import Summary, summarise
+from .shard import Shard
 from .sources import (
     GetJudgeFn,
     LoadItemsFn,
@@ -35,7 +38,7 @@ from .sources import (
     default_load_items,
     load_benchmark,
 )
-from .store import RowStore, read_json, read_rows, row_key, run_lock
+from .store import read_json, read_rows, row_key
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +78,9 @@ class _Model:
                 device=self.config.device,
                 layers_path=self.config.layers_path,
                 trust_remote_code=self.config.trust_remote_code,
+                device_map=self.config.device_map,
+                max_memory=self.config.max_memory,
+                offload_folder=self.config.offload_folder,
             )
             self.owned = True
         return self.vlm
@@ -96,13 +102,14 @@ def _shift(
     anchors: Sequence[Item],
     calibrate_fn: CalibrateFn,
     show_progress: bool,
+    shard: Shard,
 ) -> ShiftVectors | None:
     if "dataset" not in config.methods:
         return None
     if config.shift is not None:
         return ShiftVectors.load(config.shift)
     saved = run_dir / "shift"
-    if (saved / "shift.json").exists():
+    if shard.agree((saved / "shift.json").exists()):
         logger.info("reusing the shift calibrated earlier in %s", saved)
         return ShiftVectors.load(saved)
     shift = calibrate_fn(
@@ -112,11 +119,11 @@ def _shift(
         estimator=config.estimator,
         layers=config.layers,
         contrast=config.contrast,
-        batch_size=config.batch_size,
+        batch_size=resolve_batch_size(config.batch_size, config.device),
         show_progress=show_progress,
+        **shard.calibrate_kwargs(),
     )
-    shift.save(saved)
-    return shift
+    return shard.keep_shift(shift, saved)
 
 
 def _generate(
@@ -127,25 +134,34 @@ def _generate(
     shift: ShiftVectors | None,
     generate_fn: GenerateFn,
     show_progress: bool,
+    shard: Shard,
 ) -> None:
-    store = RowStore(run_dir / "generations.jsonl")
+    store, done = shard.store("generations"), shard.done("generations")
     todo = {
-        c.key: [i for i in items[c.benchmark] if (c.key, i.id) not in store] for c in config.cells
+        c.key: [i for i in shard.select(items[c.benchmark]) if (c.key, i.id) not in done]
+        for c in config.cells
     }
     options = GenerationOptions(max_new_tokens=config.max_new_tokens, seed=config.seed)
     total = sum(len(v) for v in todo.values())
-    logger.info("generating %d completions (%d already done)", total, len(store))
+    logger.info("generating %d completions (%d already done)", total, len(done))
     with tqdm(total=total, desc="generating", unit="item", disable=not show_progress) as bar:
         for cell in config.cells:
             pending = todo[cell.key]
-            steering = _steering(config, cell.method, cell.alpha, shift) if pending else None
-            for start in range(0, len(pending), config.batch_size):
-                batch = pending[start : start + config.batch_size]
-                texts = generate_fn(
-                    model.get(), batch, steering, options, batch_size=config.batch_size
-                )
-                if len(texts) != len(batch):
-                    raise DataError(f"generator returned {len(texts)} texts for {len(batch)} items")
+            if not pending:
+                continue
+            steering = _steering(config, cell.method, cell.alpha, shift)
+
+            def generate(batch: list[Item], size: int, steering: Steering = steering) -> list[str]:
+                return generate_fn(model.get(), batch, steering, options, batch_size=size)
+
+            batches = run_batches(
+                pending,
+                config.batch_size,
+                generate,
+                key=length_key(model.get()),
+                device=config.device,
+            )
+            for batch, texts in batches:
                 store.append(
                     [
                         {
@@ -169,10 +185,11 @@ def _judge(
     items: dict[str, list[Item]],
     get_judge_fn: GetJudgeFn,
     show_progress: bool,
+    shard: Shard,
 ) -> None:
-    generations = RowStore(run_dir / "generations.jsonl").rows()
-    store = RowStore(run_dir / "judgments.jsonl")
-    pending = [r for r in generations if row_key(r) not in store]
+    generations = shard.rows("generations")
+    store, done = shard.store("judgments"), shard.done("judgments")
+    pending = [r for r in generations if row_key(r) not in done]
     if not pending:
         return
     cells = {c.key: c for c in config.cells}
@@ -189,11 +206,15 @@ def _judge(
         by_cell.setdefault(row["cell"], []).append(row)
     with tqdm(total=len(pending), desc="judging", unit="item", disable=not show_progress) as bar:
         for key, rows in by_cell.items():
-            judge = judges[names[key]]
-            for start in range(0, len(rows), config.batch_size):
-                chunk = rows[start : start + config.batch_size]
-                batch = [lookup[cells[key].benchmark][r["id"]] for r in chunk]
-                verdicts = judge.judge(batch, [r["completion"] for r in chunk])
+            judge, bench = judges[names[key]], lookup[cells[key].benchmark]
+
+            def judge_rows(
+                rows: list[dict[str, Any]], size: int, judge: Any = judge, bench: Any = bench
+            ) -> list[Any]:
+                return judge.judge([bench[r["id"]] for r in rows], [r["completion"] for r in rows])
+
+            chunks = run_batches(rows, config.batch_size, judge_rows, device=config.device)
+            for chunk, verdicts in chunks:
                 store.append(
                     [
                         {
@@ -249,6 +270,7 @@ def run_eval(
     get_judge_fn: GetJudgeFn = default_get_judge,
     calibrate_fn: CalibrateFn = calibrate,
     show_progress: bool = False,
+    world: World = SINGLE,
 ) -> Summary:
     """Generate, judge and summarise every cell of ``config`` into ``run_dir``; resumable.
 
@@ -260,7 +282,10 @@ def run_eval(
         run_dir: the run directory (created if missing).
         vlm: an already loaded VLM; None loads ``config.model`` when generation is needed.
         generate_fn, load_items_fn, get_judge_fn, calibrate_fn: injectable for tests.
-        show_progress: tqdm bars on stderr.
+        show_progress: tqdm bars on stderr (rank 0 only).
+        world: this process's rank among several (``World.from_env()`` under torchrun); every
+            rank calls ``run_eval`` with the same arguments and does its share of the rows
+            (see :mod:`cmrm.evaluation.shard`).
 
     Returns:
         The summary also written to ``run_dir/summary.json``.
@@ -275,9 +300,10 @@ def run_eval(
         >>> summary = run_eval(config, "runs/organism")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
-        check_config(run_dir, config)
+    shard = Shard(run_dir, world)
+    show_progress = show_progress and shard.is_main
+    with shard.session():
+        shard.main_first(lambda: check_config(run_dir, config))
         items = {
             b: load_benchmark(config, b, load_items_fn, limit=config.limit)
             for b in config.benchmarks
@@ -287,13 +313,16 @@ def run_eval(
             anchors = load_benchmark(config, config.anchors, load_items_fn, limit=None)
             for bench, its in items.items():
                 check_anchor_leak(config.anchors, anchors, bench, its)
+        shard.plan(config.cells, items)
         model = _Model(config, vlm)
-        shift = _shift(config, run_dir, model, anchors, calibrate_fn, show_progress)
-        _generate(config, run_dir, items, model, shift, generate_fn, show_progress)
+        shift = _shift(config, run_dir, model, anchors, calibrate_fn, show_progress, shard)
+        _generate(config, run_dir, items, model, shift, generate_fn, show_progress, shard)
         model.release()
-        _judge(config, run_dir, items, get_judge_fn, show_progress)
+        _judge(config, run_dir, items, get_judge_fn, show_progress, shard)
+        shard.merge()
         expected = {c.key: len(items[c.benchmark]) for c in config.cells}
         summary = summarise_run(run_dir, config, expected)
-        write_json_atomic(run_dir / "summary.json", summary.to_json())
+        if shard.is_main:
+            write_json_atomic(run_dir / "summary.json", summary.to_json())
     logger.info("wrote %s", run_dir / "summary.json")
     return summary

@@ -11,6 +11,7 @@ import torch
 from ..errors import CmrmError, UnsupportedModelError
 from ..layers import locate_decoder_layers, unwrap
 from .families import FamilySpec, family_for
+from .placement import Placement
 from .vlm import VLM
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,9 @@ def load_vlm(
     device: str | None = None,
     trust_remote_code: bool = False,
     layers_path: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: str | dict[Any, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> VLM:
     """Load a VLM and its processor from a hub id, a local directory, or ``"organism"``.
 
@@ -106,16 +110,21 @@ def load_vlm(
         device: ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (``device_map="auto"``).
         trust_remote_code: allow code from the hub repository (off unless asked).
         layers_path: explicit decoder-layer path override.
+        device_map, max_memory, offload_folder: accelerate's big-model placement across GPUs,
+            CPU and disk (see :mod:`cmrm.models.placement`); not with a ``device``.
 
     Raises:
         UnsupportedModelError: the family is not supported.
         CmrmError: the model cannot be found or loaded.
     """
     torch_dtype = parse_dtype(dtype)
+    placement = Placement.parse(device, device_map, max_memory, offload_folder)
     if model == "organism":
         from ..organism import load_organism
 
-        organism, organism_processor = load_organism(device=device, dtype=torch_dtype)
+        organism, organism_processor = load_organism(device=placement.device, dtype=torch_dtype)
+        if placement.mapped:
+            organism = placement.dispatch(organism)
         return from_model(
             organism, organism_processor, model_id="organism", layers_path=layers_path
         )
@@ -134,11 +143,10 @@ def load_vlm(
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
-    if device == "auto":
-        kwargs["device_map"] = "auto"
+    kwargs.update(placement.from_pretrained_kwargs())
     net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
-    if device not in (None, "auto"):
-        net = net.to(device)
+    if placement.device is not None:
+        net = net.to(placement.device)
     processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
     logger.info("loaded %s (%s)", model, config.model_type)
     return from_model(net, processor, model_id=model, layers_path=layers_path)
