@@ -130,32 +130,24 @@ def calibrate(
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
-    world = distributed.World.from_env()
     items = load_data(anchors, root=root, limit=limit)
-    with distributed.process_group(world):
-        vlm = load_model(
-            model,
-            dtype,
-            device,
-            layers_path,
-            trust_remote_code,
-            device_map,
-            max_memory,
-            offload_folder,
-        )
-        shift = run_calibrate(
-            vlm,
-            items,
-            null=NullImage.parse(null),
-            estimator=cast("Estimator", estimator),
-            layers=layers,
-            contrast=cast("Contrast", contrast),
-            read=cast("ReadPosition", read),
-            batch_size=batch_size,
-            show_progress=world.is_main,
-            world=world,
-        )
-        distributed.main_first(world, lambda: shift.save(output))
+    world = distributed.start()
+    vlm = load_model(
+        model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
+    )
+    shift = run_calibrate(
+        vlm,
+        items,
+        null=NullImage.parse(null),
+        estimator=cast("Estimator", estimator),
+        layers=layers,
+        contrast=cast("Contrast", contrast),
+        read=cast("ReadPosition", read),
+        batch_size=batch_size,
+        show_progress=world.is_main,
+        world=world,
+    )
+    distributed.main_first(world, lambda: shift.save(output))
     if not world.is_main:
         return
     typer.echo(

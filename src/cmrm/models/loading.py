@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CmrmError, UnsupportedModelError
+from ..errors import CmrmError, ConfigError, UnsupportedModelError
 from ..layers import locate_decoder_layers, unwrap
 from .families import FamilySpec, family_for
 from .placement import Placement
@@ -144,7 +144,12 @@ def load_vlm(
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
     kwargs.update(placement.from_pretrained_kwargs())
-    net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    try:
+        net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    except ValueError as err:
+        if not placement.mapped:
+            raise
+        raise ConfigError(f"cannot place {model!r} with this device map: {err}") from err
     if placement.device is not None:
         net = net.to(placement.device)
     processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)

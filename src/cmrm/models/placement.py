@@ -163,6 +163,10 @@ class Placement:
             mapping = "auto"
         if mapping is None and offload_folder is not None:
             raise ConfigError("--offload-folder only applies with --device-map (or --max-memory)")
+        if isinstance(mapping, dict) and "disk" in mapping.values() and offload_folder is None:
+            raise ConfigError(
+                "the device map sends weights to disk; give --offload-folder DIR for them"
+            )
         folder = str(offload_folder) if offload_folder is not None else None
         return cls(None if mapping is not None else device, mapping, memory, folder)
 
@@ -213,6 +217,11 @@ class Placement:
                 no_split_module_classes=list(getattr(model, "_no_split_modules", None) or []),
             )
         assert mapping is not None
+        if set(mapping.values()) == {"disk"}:
+            raise ConfigError(
+                f"with --max-memory {self.max_memory} no part of the model fits in memory "
+                "(everything would go to disk); allow more memory"
+            )
         if "disk" in mapping.values() and self.offload_folder is None:
             raise ConfigError(
                 "the device map sends weights to disk; give --offload-folder DIR for them"
