@@ -28,16 +28,17 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from torch import Tensor
 from tqdm.auto import tqdm
 
 from .axes import SafetyAxes
 from .capture import ReadPosition
 from .contrast import ESTIMATORS, Contrast, Estimator, differences, paired_states, pc1_vector
+from .distributed import SINGLE, World
 from .errors import CmrmError
 from .images import NullImage, load_image
 from .items import Item
 from .models.vlm import VLM
+from .reduction import Partial, reduce_partial, shard_batches
 from .shift import SampleShift, ShiftMeta, ShiftVectors
 
 logger = logging.getLogger(__name__)
@@ -84,30 +85,17 @@ def anchor_hash(items: Sequence[Item]) -> str:
     return digest.hexdigest()[:16]
 
 
-class _KindMeans:
-    """Running sums of text-only states by anchor kind, for the safety axes."""
-
-    def __init__(self, n_layers: int, hidden: int) -> None:
-        self.sums = {k: torch.zeros(n_layers, hidden, dtype=torch.float64) for k in KINDS}
-        self.counts = dict.fromkeys(KINDS, 0)
-
-    def add(self, chunk: Sequence[Item], text: Tensor) -> None:
-        for kind in KINDS:
-            rows = [i for i, item in enumerate(chunk) if item.kind == kind]
-            if rows:
-                self.sums[kind] += text[:, rows].double().sum(dim=1)
-                self.counts[kind] += len(rows)
-
-    def axes(self, layers: tuple[int, ...]) -> SafetyAxes | None:
-        if not all(self.counts.values()):
-            logger.info(
-                "no safety axes: the anchors need both harmful and benign kinds (got %s)",
-                self.counts,
-            )
-            return None
-        harmful = self.sums["harmful"] / self.counts["harmful"]
-        benign = self.sums["benign"] / self.counts["benign"]
-        return SafetyAxes.from_means(layers, harmful.float(), benign.float())
+def safety_axes(layers: tuple[int, ...], harmful: Partial, benign: Partial) -> SafetyAxes | None:
+    """Safety axes from the text-only states of harmful and benign anchors, or None (with a log
+    line) when the anchors lack either kind."""
+    if not (harmful.count and benign.count):
+        logger.info(
+            "no safety axes: the anchors need both harmful and benign kinds (got %d and %d)",
+            harmful.count,
+            benign.count,
+        )
+        return None
+    return SafetyAxes.from_means(layers, harmful.mean(), benign.mean())
 
 
 KINDS = ("harmful", "benign")
@@ -137,6 +125,7 @@ def calibrate(
     positions: str = "all",
     batch_size: int = 8,
     show_progress: bool = False,
+    world: World = SINGLE,
 ) -> ShiftVectors:
     """Estimate a dataset-level shift over an anchor set (plus safety axes when the anchors
     carry harmful and benign kinds).
@@ -145,6 +134,10 @@ def calibrate(
         sequential: measure layer ``l`` with layers ``< l`` steered (``add``, at
             ``calibration_alpha`` and ``positions``), so the shifts do not compound.
 
+    With ``world`` of several ranks (every rank calls this with the same anchors), each rank runs
+    its share of the batches and the partial sums are reduced across ranks (see
+    :mod:`cmrm.reduction`); every rank returns the same shift.
+
     Raises:
         CmrmError: empty anchor set, unknown estimator, bad batch size.
         DataError: an image is missing or undecodable (the message names it).
@@ -152,13 +145,13 @@ def calibrate(
     check_calibration(estimator, batch_size, items)
     null = null or NullImage()
     chosen = vlm.layers.resolve(layers)
-    total = torch.zeros(len(chosen), vlm.hidden_size, dtype=torch.float64)
-    kinds = _KindMeans(len(chosen), vlm.hidden_size)
-    text_total = torch.zeros_like(total)
-    kept: list[Tensor] = []
-    kept_text: list[Tensor] = []
-    batches = range(0, len(items), batch_size)
-    for start in tqdm(batches, desc="calibrating", disable=not show_progress, unit="batch"):
+    n, hidden = len(chosen), vlm.hidden_size
+    keep = estimator == "pc1"
+    diff_part = Partial.empty(n, hidden, keep=keep)
+    text_part = Partial.empty(n, hidden, keep=keep and sequential)
+    kind_parts = {kind: Partial.empty(n, hidden) for kind in KINDS}
+    starts = shard_batches(len(items), batch_size, world)
+    for start in tqdm(starts, desc="calibrating", disable=not show_progress, unit="batch"):
         chunk = items[start : start + batch_size]
         images = [load_image(item.image) for item in chunk]
         text, other = paired_states(
@@ -170,21 +163,19 @@ def calibrate(
             layers=chosen,
             read=read,
         )
-        kinds.add(chunk, text)
-        diffs = text - other
-        total += diffs.double().sum(dim=1)
-        text_total += text.double().sum(dim=1)
-        if estimator == "pc1":
-            kept.append(diffs)
-            kept_text.append(text)
+        diff_part = diff_part.add(start, text - other)
+        text_part = text_part.add(start, text)
+        for kind in KINDS:
+            rows = [i for i, item in enumerate(chunk) if item.kind == kind]
+            if rows:
+                kind_parts[kind] = kind_parts[kind].add(start, text[:, rows])
+    diff_part = reduce_partial(diff_part, world)
+    text_part = reduce_partial(text_part, world)
+    kind_parts = {kind: reduce_partial(part, world) for kind, part in kind_parts.items()}
     if sequential:
         from .sequential import sequential_vectors
 
-        text_states = (
-            torch.cat(kept_text, dim=1)
-            if estimator == "pc1"
-            else (text_total / len(items)).float()[:, None, :]
-        )
+        text_states = text_part.ordered_rows() if keep else text_part.mean()[:, None, :]
         vectors = sequential_vectors(
             vlm,
             items,
@@ -198,12 +189,13 @@ def calibrate(
             positions=positions,
             batch_size=batch_size,
             show_progress=show_progress,
+            world=world,
         )
     elif estimator == "mean":
-        vectors = (total / len(items)).float()
+        vectors = diff_part.mean()
     else:
-        stacked = torch.cat(kept, dim=1)
-        vectors = torch.stack([pc1_vector(stacked[i]) for i in range(len(chosen))])
+        stacked = diff_part.ordered_rows()
+        vectors = torch.stack([pc1_vector(stacked[i]) for i in range(n)])
     meta = ShiftMeta(
         source_model=vlm.model_id,
         model_type=vlm.model_type,
@@ -223,4 +215,5 @@ def calibrate(
         ),
     )
     logger.info("calibrated %s shift on %d anchors", estimator, len(items))
-    return ShiftVectors(layers=chosen, vectors=vectors, meta=meta, axes=kinds.axes(chosen))
+    axes = safety_axes(chosen, kind_parts["harmful"], kind_parts["benign"])
+    return ShiftVectors(layers=chosen, vectors=vectors, meta=meta, axes=axes)

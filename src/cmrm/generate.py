@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .batching import length_key, length_order
 from .errors import CmrmError
 from .images import load_image
 from .interventions.apply import intervene
@@ -75,8 +76,11 @@ def generate_batch(
 
 
 def _chunks(vlm: VLM, items: Sequence[Item], batch_size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), batch_size):
-        rows = list(range(start, min(start + batch_size, len(items))))
+    """Row indices of each batch, rows sorted by prompt length (see :mod:`cmrm.batching`),
+    each batch split into the processor calls its family allows (:meth:`VLM.image_groups`)."""
+    order = length_order(items, length_key(vlm))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
         for group in vlm.image_groups([items[i].has_image for i in rows]):
             yield [rows[j] for j in group]
 

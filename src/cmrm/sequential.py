@@ -15,6 +15,7 @@ The cost is one pass per layer over the anchors (each pass stops after the layer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -24,9 +25,11 @@ from tqdm.auto import tqdm
 
 from .capture import ReadPosition, capture_batch
 from .contrast import contrast_images, pc1_vector
+from .distributed import SINGLE, World
 from .images import NullImage, load_image
 from .items import Item
 from .models.vlm import VLM
+from .reduction import Partial, reduce_partial, shard_batches
 from .shift import ShiftMeta, ShiftVectors
 
 logger = logging.getLogger(__name__)
@@ -56,12 +59,15 @@ def sequential_vectors(
     positions: str,
     batch_size: int,
     show_progress: bool = False,
+    world: World = SINGLE,
 ) -> Tensor:
     """The sequentially calibrated vectors ``[n_layers, hidden]`` (float32).
 
     Args:
         text: the text-only states: ``[n_layers, 1, hidden]`` means for ``mean``, or
-            ``[n_layers, N, hidden]`` per anchor for ``pc1``.
+            ``[n_layers, N, hidden]`` per anchor (in anchor order) for ``pc1``.
+        world: several ranks share the anchors' batches, as in :func:`cmrm.estimate.calibrate`;
+            each layer's partial is reduced across ranks before the next layer is measured.
     """
     from .interventions.steering import steer
 
@@ -72,9 +78,9 @@ def sequential_vectors(
     steps = tqdm(order, desc="sequential calibration", disable=not show_progress, unit="layer")
     for i in steps:
         layer = layers[i]
-        others: list[Tensor] = []
-        other_sum = torch.zeros(vlm.hidden_size, dtype=torch.float64)
-        for start in range(0, len(items), batch_size):
+        part = Partial.empty(1, vlm.hidden_size, keep=estimator == "pc1")
+        partial = _partial(vlm, tuple(done_layers), done) if done else None
+        for start in shard_batches(len(items), batch_size, world):
             chunk = items[start : start + batch_size]
             images = contrast_images(
                 vlm,
@@ -83,19 +89,19 @@ def sequential_vectors(
                 contrast,  # type: ignore[arg-type]
             )
             batch = vlm.encode([item.prompt for item in chunk], images)
-            if done:
-                partial = _partial(vlm, tuple(done_layers), done)
-                with steer(vlm, partial, alpha=alpha, positions=positions):
-                    state = capture_batch(vlm, batch, layers=[layer], read=read, stop_early=True)
-            else:
+            steering = (
+                steer(vlm, partial, alpha=alpha, positions=positions)
+                if partial is not None
+                else contextlib.nullcontext()
+            )
+            with steering:
                 state = capture_batch(vlm, batch, layers=[layer], read=read, stop_early=True)
-            other_sum += state[0].double().sum(dim=0)
-            if estimator == "pc1":
-                others.append(state[0])
+            part = part.add(start, state)
+        part = reduce_partial(part, world)
         if estimator == "mean":
-            vector = (text[i, 0].double() - other_sum / len(items)).float()
+            vector = (text[i, 0].double() - part.total[0] / max(part.count, 1)).float()
         else:
-            vector = pc1_vector(text[i] - torch.cat(others, dim=0))
+            vector = pc1_vector(text[i] - part.ordered_rows()[0])
         out[i] = vector
         done_layers.append(layer)
         done.append(vector)

@@ -10,11 +10,14 @@ import typer
 
 from .app import app, cli_errors, load_data
 from .options import (
+    DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
     LayersPathOpt,
+    MaxMemoryOpt,
     ModelArg,
     ModelChoice,
+    OffloadOpt,
     RemoteOpt,
     load_model,
     only_with,
@@ -35,11 +38,16 @@ def inspect(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
 ) -> None:
     """Print family, decoder path, number of layers, hidden size and image-token count as JSON."""
     from ..introspect import describe
 
-    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    choice = ModelChoice(
+        model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
+    ).check()
     typer.echo(json.dumps(describe(load_model(choice)), indent=2))
 
 
@@ -80,8 +88,15 @@ def calibrate(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
 ) -> None:
-    """Estimate a dataset-level shift (text-only minus null-image states) and save it."""
+    """Estimate a dataset-level shift (text-only minus null-image states) and save it.
+
+    Under torchrun, every rank runs a share of the anchor batches and rank 0 saves the shift.
+    """
+    from .. import distributed
     from ..checks import check_choice, check_items_fit, check_layers, check_output_dir
     from ..checks import peek_num_layers as peek
     from ..contrast import CONTRASTS, ESTIMATORS
@@ -90,7 +105,9 @@ def calibrate(
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
-    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    choice = ModelChoice(
+        model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
+    ).check()
     check_output_dir(output, "shift folder")
     null_image = NullImage.parse(null)
     check_choice("--estimator", estimator, ESTIMATORS)
@@ -98,6 +115,7 @@ def calibrate(
     check_choice("--read", read, READ_POSITIONS)
     check_layers(layers, peek(model, layers_path=layers_path, trust_remote_code=trust_remote_code))
     items = load_data(anchors, root=root, limit=limit)
+    world = distributed.start()
     vlm = load_model(choice)
     vlm.layers.resolve(layers)
     check_items_fit(vlm, items, f"anchor set {anchors!r}")
@@ -113,9 +131,12 @@ def calibrate(
         calibration_alpha=alpha,
         positions=positions,
         batch_size=batch_size,
-        show_progress=True,
+        show_progress=world.is_main,
+        world=world,
     )
-    shift.save(output)
+    distributed.main_first(world, lambda: shift.save(output))
+    if not world.is_main:
+        return
     typer.echo(
         json.dumps(
             {
@@ -174,6 +195,9 @@ def generate(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
 ) -> None:
     """Generate an answer to PROMPT, optionally with CMRM; the answer is streamed to stdout.
 
@@ -189,7 +213,9 @@ def generate(
     check_prompt(prompt)
     only_with({"--null": null}, sample_level, "--sample-level")
     only_with({"--temperature": temperature, "--seed": seed}, sample, "--sample")
-    choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
+    choice = ModelChoice(
+        model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
+    ).check()
     loaded = ShiftVectors.load(shift) if shift is not None else None
     intervention = build_intervention(
         InterventionOptions(

@@ -32,6 +32,12 @@ def demo(
     budget: Annotated[
         int | None, typer.Option(min=1, help="At most N tune settings (default: the profile's).")
     ] = None,
+    val_limit: Annotated[
+        int | None, typer.Option(min=1, help="Validation items per suite (default: profile's).")
+    ] = None,
+    anchor_limit: Annotated[
+        int | None, typer.Option(min=1, help="Anchors for calibration (default: profile's).")
+    ] = None,
     gap: Annotated[bool, typer.Option(help="Run the representation-gap analysis.")] = True,
 ) -> None:
     """Calibrate, tune on validation suites, evaluate the baselines, the paper's CMRM and every
@@ -55,7 +61,14 @@ def demo(
         raise ConfigError(f"MODEL {model!r} and --organism {organism!r} disagree; give one")
     name = organism or (model if weights is None and model is not None else "organism")
     config = DemoConfig(
-        out_dir=output, organism=name, weights=weights, limit=limit, budget=budget, gap=gap
+        out_dir=output,
+        organism=name,
+        weights=weights,
+        limit=limit,
+        budget=budget,
+        val_limit=val_limit,
+        anchor_limit=anchor_limit,
+        gap=gap,
     )
     result = run_demo(config, show_progress=True)
     typer.echo(table(result))

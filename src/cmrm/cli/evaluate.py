@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors
-from .options import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, RemoteOpt
+from .options import (
+    DeviceMapOpt,
+    DeviceOpt,
+    DtypeOpt,
+    LayersPathOpt,
+    MaxMemoryOpt,
+    ModelArg,
+    OffloadOpt,
+    RemoteOpt,
+)
 
 
 @app.command("eval")
@@ -84,7 +93,10 @@ def eval_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="First N items per benchmark.")] = None,
     batch_size: Annotated[
-        int | None, typer.Option(help="Generation and judging batch size (default: 8).")
+        str | None,
+        typer.Option(
+            help="Generation and judging batch size, or auto (CUDA: back off on OOM) (default: 8)."
+        ),
     ] = None,
     max_new_tokens: Annotated[
         int | None, typer.Option(help="Tokens generated per answer (default: 128).")
@@ -94,12 +106,20 @@ def eval_command(
     device: DeviceOpt = None,
     layers_path: LayersPathOpt = None,
     trust_remote_code: RemoteOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadOpt = None,
     preset: Annotated[
         str | None, typer.Option(help="'paper': the paper's protocol; flags override it.")
     ] = None,
     judge_model: Annotated[str | None, typer.Option(help="Judge model of --preset paper.")] = None,
 ) -> None:
-    """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume."""
+    """Generate, judge and summarise every (benchmark, method, alpha) cell; re-run to resume.
+
+    Under torchrun (or accelerate launch) the rows are sharded across the ranks; see docs/scale.md.
+    """
+    from ..batching import parse_batch_size
+    from ..distributed import World
     from ..evaluation import run_eval
     from ..evaluation.options import build_config, split_list
 
@@ -127,15 +147,21 @@ def eval_command(
         contrast=contrast,
         null=null,
         limit=limit,
-        batch_size=batch_size,
+        batch_size=parse_batch_size(batch_size),
         max_new_tokens=max_new_tokens,
         seed=seed,
         dtype=dtype,
         device=device,
         layers_path=layers_path,
         trust_remote_code=trust_remote_code,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
-    summary = run_eval(config, output, show_progress=True)
+    world = World.from_env()
+    summary = run_eval(config, output, show_progress=True, world=world)
+    if not world.is_main:
+        return
     typer.echo(summary.table())
     typer.echo(f"\nwrote {output / 'summary.json'}; `cmrm report {output}` for plots", err=True)
 

@@ -38,6 +38,21 @@ LayersPathOpt = Annotated[
 RemoteOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow code from the model repository.")
 ]
+DeviceMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device-map",
+        help="Spread a model over GPUs/CPU/disk: auto, balanced, sequential, or a JSON map.",
+    ),
+]
+MaxMemoryOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", help="Per device for --device-map, e.g. 0=20GiB,cpu=64GiB."),
+]
+OffloadOpt = Annotated[
+    str | None,
+    typer.Option("--offload-folder", help="Folder for weights --device-map puts on disk."),
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +64,9 @@ class ModelChoice:
     device: str | None = None
     layers_path: str | None = None
     trust_remote_code: bool = False
+    device_map: str | None = None
+    max_memory: str | None = None
+    offload_folder: str | None = None
 
     def check(self) -> ModelChoice:
         """This choice with ``--device`` resolved for this machine; the dtype checked.
@@ -60,8 +78,12 @@ class ModelChoice:
 
         from ..checks import resolve_device
         from ..models.loading import parse_dtype
+        from ..models.placement import Placement
 
         parse_dtype(self.dtype)
+        Placement.parse(self.device, self.device_map, self.max_memory, self.offload_folder)
+        if self.device_map is not None:
+            return self  # the map places the model; --device is refused with it
         return replace(self, device=resolve_device(self.device, self.model))
 
 
@@ -75,6 +97,9 @@ def load_model(choice: ModelChoice) -> VLM:
         device=choice.device,
         layers_path=choice.layers_path,
         trust_remote_code=choice.trust_remote_code,
+        device_map=choice.device_map,
+        max_memory=choice.max_memory,
+        offload_folder=choice.offload_folder,
     )
 
 
@@ -97,11 +122,14 @@ def only_with(given: dict[str, object], condition: bool, requirement: str) -> No
 
 
 __all__ = [
+    "DeviceMapOpt",
     "DeviceOpt",
     "DtypeOpt",
     "LayersPathOpt",
+    "MaxMemoryOpt",
     "ModelArg",
     "ModelChoice",
+    "OffloadOpt",
     "RemoteOpt",
     "load_model",
     "only_with",

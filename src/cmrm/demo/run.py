@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +61,30 @@ class DemoConfig:
     """Held-out items per suite (default: the profile's)."""
     budget: int | None = None
     """At most this many tune settings (default: the profile's)."""
+    val_limit: int | None = None
+    """Validation items per suite for tune (default: the profile's)."""
+    anchor_limit: int | None = None
+    """Anchors used for calibration (default: the profile's)."""
     gap: bool = True
 
     def __post_init__(self) -> None:
         get_profile(self.organism)
-        if self.limit is not None and self.limit < 1:
-            raise CmrmError(f"limit must be positive, got {self.limit}")
-        if self.budget is not None and self.budget < 1:
-            raise CmrmError(f"budget must be positive, got {self.budget}")
+        for name in ("limit", "budget", "val_limit", "anchor_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise CmrmError(f"{name} must be positive, got {value}")
 
     @property
     def profile(self) -> DemoProfile:
-        return get_profile(self.organism)
+        """The organism's profile with this run's overrides applied."""
+        base = get_profile(self.organism)
+        overrides = {
+            "limit": self.limit,
+            "budget": self.budget,
+            "val_limit": self.val_limit,
+            "anchor_limit": self.anchor_limit,
+        }
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def load_model(config: DemoConfig) -> VLM:
@@ -95,7 +107,7 @@ def _eval(
         model=p.model,
         benchmarks=p.suites,
         judge=p.judge,
-        limit=config.limit or p.limit,
+        limit=p.limit,
         max_new_tokens=p.max_new_tokens,
         batch_size=p.batch_size,
         **fields,
@@ -138,7 +150,7 @@ def _tune(vlm: VLM, config: DemoConfig, show_progress: bool) -> TuneResult:
         anchor_limit=p.anchor_limit,
         max_new_tokens=p.max_new_tokens,
         batch_size=p.batch_size,
-        budget=config.budget or p.budget,
+        budget=p.budget,
     )
     return run_tune(tune, config.out_dir / "tune", vlm=vlm, show_progress=show_progress)
 
@@ -202,7 +214,7 @@ def _gap(vlm: VLM, config: DemoConfig, tuned: TuneResult, show_progress: bool) -
     intervention = build_intervention(InterventionOptions(shift=shift))
     report = run_gap(
         vlm,
-        load_items(p.harmful_image, limit=config.limit or p.limit),
+        load_items(p.harmful_image, limit=p.limit),
         out_dir=config.out_dir / "gap",
         nulls=(NullImage(),),
         intervention=intervention,
@@ -251,8 +263,10 @@ def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
         "config": {
             "organism": config.organism,
             "weights": None if config.weights is None else str(config.weights),
-            "limit": config.limit or config.profile.limit,
-            "budget": config.budget or config.profile.budget,
+            "limit": config.profile.limit,
+            "val_limit": config.profile.val_limit,
+            "anchor_limit": config.profile.anchor_limit,
+            "budget": config.profile.budget,
             "gap": config.gap,
         },
         "versions": library_versions(),

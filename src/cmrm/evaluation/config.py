@@ -17,10 +17,12 @@ from typing import Any
 
 from ..atomic import write_json_atomic
 from ..baselines import BASELINES
+from ..batching import check_batch_size
 from ..contrast import CONTRASTS, ESTIMATORS
 from ..errors import ConfigError, DataError, UnknownNameError
 from ..images import NullImage
 from ..methods import METHOD_NAMES
+from ..models.placement import Placement
 from ..operators import OPERATORS, needs_axis
 from ..positions import check_positions
 from ..shift import library_versions
@@ -31,7 +33,15 @@ NO_ALPHA_METHODS = BASELINES
 """Methods whose output does not depend on alpha or operator (one cell per benchmark)."""
 
 FORMAT_VERSION = 1
-RUNTIME_KEYS = ("batch_size", "device", "bootstrap", "confidence")
+RUNTIME_KEYS = (
+    "batch_size",
+    "device",
+    "bootstrap",
+    "confidence",
+    "device_map",
+    "max_memory",
+    "offload_folder",
+)
 """Keys that may differ on resume: they do not change any row (the summary is recomputed)."""
 
 PAPER_ALPHAS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
@@ -109,8 +119,15 @@ class EvalConfig:
     layers_path: str | None = None
     """Explicit decoder-layer path (``--layers-path``), for layouts the structural rule misses."""
     trust_remote_code: bool = False
-    batch_size: int = 8
+    batch_size: int | str = 8
+    """Rows per batch, or ``"auto"`` (on CUDA: back off on out-of-memory; see cmrm.batching)."""
     device: str | None = None
+    device_map: str | None = None
+    """``auto``/``balanced``/``sequential`` or a JSON device map: big-model loading."""
+    max_memory: str | None = None
+    """Memory per device for ``device_map``, e.g. ``0=20GiB,1=20GiB,cpu=64GiB``."""
+    offload_folder: str | None = None
+    """Where weights a device map sends to ``disk`` are kept."""
     bootstrap: int = 1000
     """Bootstrap resamples for the 95 % intervals."""
     confidence: float = 0.95
@@ -164,9 +181,10 @@ class EvalConfig:
                 f"judge override(s) for {unknown}, which are not benchmarks of this run "
                 f"({list(self.benchmarks)}); use BENCH=JUDGE with a --bench spec"
             )
+        check_batch_size(self.batch_size)
+        Placement.parse(self.device, self.device_map, self.max_memory, self.offload_folder)
         for name, value in (
             ("limit", self.limit),
-            ("batch_size", self.batch_size),
             ("max_new_tokens", self.max_new_tokens),
             ("bootstrap", self.bootstrap),
         ):

@@ -8,9 +8,10 @@ from typing import Any
 
 import torch
 
-from ..errors import CmrmError, UnsupportedModelError
+from ..errors import CmrmError, ConfigError, UnsupportedModelError
 from ..layers import locate_decoder_layers, unwrap
 from .families import FamilySpec, family_for
+from .placement import Placement
 from .registry import MODELS
 from .vlm import VLM
 
@@ -98,6 +99,9 @@ def load_vlm(
     device: str | None = None,
     trust_remote_code: bool = False,
     layers_path: str | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: str | dict[Any, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> VLM:
     """Load a VLM and its processor from a hub id, a local directory, or a bundled model.
 
@@ -108,14 +112,19 @@ def load_vlm(
         device: ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (``device_map="auto"``).
         trust_remote_code: allow code from the hub repository (off unless asked).
         layers_path: explicit decoder-layer path override.
+        device_map, max_memory, offload_folder: accelerate's big-model placement across GPUs,
+            CPU and disk (see :mod:`cmrm.models.placement`); not with a ``device``.
 
     Raises:
         UnsupportedModelError: the family is not supported.
         CmrmError: the model cannot be found or loaded.
     """
     torch_dtype = parse_dtype(dtype)
+    placement = Placement.parse(device, device_map, max_memory, offload_folder)
     if model in MODELS:
-        return load_bundled(model, dtype=torch_dtype, device=device, layers_path=layers_path)
+        return load_bundled(
+            model, dtype=torch_dtype, device=device, layers_path=layers_path, placement=placement
+        )
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     where = "local directory" if Path(model).is_dir() else "hub id"
@@ -131,11 +140,15 @@ def load_vlm(
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype
-    if device == "auto":
-        kwargs["device_map"] = "auto"
-    net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
-    if device not in (None, "auto"):
-        net = net.to(device)
+    kwargs.update(placement.from_pretrained_kwargs())
+    try:
+        net: Any = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    except ValueError as err:
+        if not placement.mapped:
+            raise
+        raise ConfigError(f"cannot place {model!r} with this device map: {err}") from err
+    if placement.device is not None:
+        net = net.to(placement.device)
     processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
     logger.info("loaded %s (%s)", model, config.model_type)
     return from_model(net, processor, model_id=model, layers_path=layers_path)
@@ -148,6 +161,7 @@ def load_bundled(
     dtype: str | torch.dtype | None = None,
     device: str | None = None,
     layers_path: str | None = None,
+    placement: Placement | None = None,
 ) -> VLM:
     """A bundled model (:data:`~cmrm.models.registry.MODELS`) as a :class:`VLM`.
 
@@ -155,12 +169,16 @@ def load_bundled(
         name: the bundled model's name (``organism``).
         path: a directory of weights trained with its recipe (``cmrm organism train -o DIR``);
             None loads the shipped weights. The model id is then ``name:path``.
+        placement: a device map (accelerate's dispatch after loading), else ``device``.
 
     Raises:
         UnknownNameError: ``name`` is not a bundled model (with a did-you-mean suggestion).
         DataError: the weights are missing.
     """
+    placement = placement or Placement.parse(device, None, None, None)
     loader = MODELS.get(name)
-    net, processor = loader(path, device=device, dtype=parse_dtype(dtype))
+    net, processor = loader(path, device=placement.device, dtype=parse_dtype(dtype))
+    if placement.mapped:
+        net = placement.dispatch(net)
     model_id = name if path is None else f"{name}:{path}"
     return from_model(net, processor, model_id=model_id, layers_path=layers_path)

@@ -20,6 +20,7 @@ from torch import Tensor
 from ..errors import CmrmError
 from ..layers import DecoderLayers
 from .families import FamilySpec
+from .placement import execution_device
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ class VLM:
 
     @property
     def device(self) -> torch.device:
-        first: torch.nn.Parameter = next(self.model.parameters())
-        return first.device
+        """Where inputs go (never ``meta``, even when weights are offloaded)."""
+        return execution_device(self.model)
 
     @property
     def dtype(self) -> torch.dtype:
