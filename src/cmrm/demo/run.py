@@ -78,13 +78,13 @@ class DemoConfig:
     def profile(self) -> DemoProfile:
         """The organism's profile with this run's overrides applied."""
         base = get_profile(self.organism)
-        overrides = {
-            "limit": self.limit,
-            "budget": self.budget,
-            "val_limit": self.val_limit,
-            "anchor_limit": self.anchor_limit,
-        }
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        return replace(
+            base,
+            limit=self.limit or base.limit,
+            budget=self.budget or base.budget,
+            val_limit=self.val_limit or base.val_limit,
+            anchor_limit=self.anchor_limit or base.anchor_limit,
+        )
 
 
 def load_model(config: DemoConfig) -> VLM:
