@@ -10,15 +10,22 @@ import typer
 
 from .app import app, cli_errors, load_data
 from .options import (
+    AlphaOpt,
     DeviceMapOpt,
     DeviceOpt,
     DtypeOpt,
+    InterventionFlags,
     LayersPathOpt,
     MaxMemoryOpt,
     ModelArg,
     ModelChoice,
+    NullOpt,
     OffloadOpt,
+    OperatorOpt,
+    PositionsOpt,
     RemoteOpt,
+    SampleLevelOpt,
+    ShiftDirOpt,
     load_model,
     only_with,
 )
@@ -157,34 +164,16 @@ def generate(
     model: ModelArg,
     prompt: Annotated[str, typer.Argument(help="The request.")],
     image: Annotated[Path | None, typer.Option(help="Image file (omit for text only).")] = None,
-    shift: Annotated[
-        Path | None, typer.Option(help="Shift folder from `cmrm calibrate` (dataset-level).")
-    ] = None,
-    sample_level: Annotated[bool, typer.Option("--sample-level", help="Per-input shift.")] = False,
-    alpha: Annotated[
-        float | None,
-        typer.Option(
-            help="Shift scale; 0 = no change (default: tune's recommendation, else 1; needs a "
-            "shift)."
-        ),
-    ] = None,
-    operator: Annotated[
-        str | None,
-        typer.Option(
-            help="add (the paper), project, norm-preserving or gated (default: tune's "
-            "recommendation, else add)."
-        ),
-    ] = None,
-    positions: Annotated[
-        str | None, typer.Option(help="all, text or last (default: all; needs a shift).")
-    ] = None,
+    shift: ShiftDirOpt = None,
+    sample_level: SampleLevelOpt = False,
+    alpha: AlphaOpt = None,
+    operator: OperatorOpt = None,
+    positions: PositionsOpt = None,
     layers: Annotated[
         str | None,
-        typer.Option(help="all, 12, 10,12,14 or 8:16 (default: all; needs a shift)."),
+        typer.Option(help="Layers to steer: all, 12, 10,12,14 or 8:16 (default: recommended)."),
     ] = None,
-    null: Annotated[
-        str | None, typer.Option(help="Null image of --sample-level (default: blank).")
-    ] = None,
+    null: NullOpt = None,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 128,
     sample: Annotated[bool, typer.Option("--sample", help="Sample instead of greedy.")] = False,
     temperature: Annotated[
@@ -207,8 +196,6 @@ def generate(
     from ..checks import peek_num_layers as peek
     from ..generate import GenerationOptions, stream_answer
     from ..images import load_image
-    from ..interventions.build import InterventionOptions, build_intervention
-    from ..shift import ShiftVectors
 
     check_prompt(prompt)
     only_with({"--null": null}, sample_level, "--sample-level")
@@ -216,18 +203,8 @@ def generate(
     choice = ModelChoice(
         model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
     ).check()
-    loaded = ShiftVectors.load(shift) if shift is not None else None
-    intervention = build_intervention(
-        InterventionOptions(
-            shift=loaded,
-            sample_level=sample_level,
-            alpha=alpha,
-            operator=operator,
-            positions=positions,
-            layers=layers,
-            null=null,
-        )
-    )
+    flags = InterventionFlags(shift, sample_level, alpha, operator, positions, layers, null)
+    loaded, intervention = flags.build()
     options = GenerationOptions(
         max_new_tokens=max_new_tokens,
         do_sample=sample,

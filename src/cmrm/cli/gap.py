@@ -10,12 +10,18 @@ import typer
 
 from .app import app, cli_errors, load_data
 from .options import (
+    AlphaOpt,
     DeviceOpt,
     DtypeOpt,
+    InterventionFlags,
     LayersPathOpt,
     ModelArg,
     ModelChoice,
+    OperatorOpt,
+    PositionsOpt,
     RemoteOpt,
+    SampleLevelOpt,
+    ShiftDirOpt,
     load_model,
 )
 
@@ -32,22 +38,11 @@ def gap(
     null: Annotated[str, typer.Option(help="Comma-separated null images, e.g. blank,noise.")] = (
         "blank"
     ),
-    shift: Annotated[
-        Path | None, typer.Option(help="Also measure the gap under this shift.")
-    ] = None,
-    sample_level: Annotated[
-        bool, typer.Option("--sample-level", help="Also measure under sample-level CMRM.")
-    ] = False,
-    alpha: Annotated[
-        float | None,
-        typer.Option(help="Shift scale (default: tune's recommendation, else 1)."),
-    ] = None,
-    operator: Annotated[
-        str | None, typer.Option(help="add (the paper), project, norm-preserving or gated.")
-    ] = None,
-    positions: Annotated[
-        str | None, typer.Option(help="Steered positions (default: recommended, else last).")
-    ] = None,
+    shift: ShiftDirOpt = None,
+    sample_level: SampleLevelOpt = False,
+    alpha: AlphaOpt = None,
+    operator: OperatorOpt = None,
+    positions: PositionsOpt = None,
     steer_layers: Annotated[
         str | None,
         typer.Option(help="Layers to steer (default: recommended, else all the shift has)."),
@@ -68,8 +63,6 @@ def gap(
     from ..checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
     from ..errors import ConfigError
     from ..images import NullImage
-    from ..interventions.build import InterventionOptions, build_intervention
-    from ..shift import ShiftVectors
 
     choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
     check_output_dir(output, "gap output folder")
@@ -80,18 +73,8 @@ def gap(
             f"--null {null!r}: give one or more null images, each once (they repeat or are "
             "missing); e.g. --null blank,noise"
         )
-    loaded = ShiftVectors.load(shift) if shift is not None else None
-    intervention = build_intervention(
-        InterventionOptions(
-            shift=loaded,
-            sample_level=sample_level,
-            alpha=alpha,
-            operator=operator,
-            positions=positions,
-            layers=steer_layers,
-            default_positions="last",
-        )
-    )
+    flags = InterventionFlags(shift, sample_level, alpha, operator, positions, steer_layers)
+    loaded, intervention = flags.build(default_positions="last")
     check_layers(
         layers,
         peek_num_layers(model, layers_path=layers_path, trust_remote_code=trust_remote_code),

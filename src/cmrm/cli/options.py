@@ -8,12 +8,15 @@ Every such command takes ``MODEL`` as its first positional argument and ``--dtyp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 if TYPE_CHECKING:
+    from ..interventions.value import Intervention
     from ..models.vlm import VLM
+    from ..shift import ShiftVectors
 
 ModelArg = Annotated[
     str,
@@ -53,6 +56,75 @@ OffloadOpt = Annotated[
     str | None,
     typer.Option("--offload-folder", help="Folder for weights --device-map puts on disk."),
 ]
+
+# The intervention flags of generate, gap and serve (their defaults: tune's recommendation when
+# the shift holds one, else the paper's).
+ShiftDirOpt = Annotated[
+    Path | None,
+    typer.Option("--shift", help="Shift directory (from `cmrm calibrate` or `cmrm tune`)."),
+]
+SampleLevelOpt = Annotated[
+    bool, typer.Option("--sample-level", help="Per-input vectors (two extra prefill passes).")
+]
+AlphaOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--alpha", help="Shift scale; 0 = no change (default: tune's recommendation, else 1)."
+    ),
+]
+OperatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        help="add (the paper), project, norm-preserving or gated (default: recommended, else add).",
+    ),
+]
+PositionsOpt = Annotated[
+    str | None,
+    typer.Option("--positions", help="all, text or last (default: recommended, else all)."),
+]
+NullOpt = Annotated[
+    str | None, typer.Option("--null", help="Null image of --sample-level (default: blank).")
+]
+
+
+@dataclass(frozen=True)
+class InterventionFlags:
+    """The intervention flags of one command line (None: not given)."""
+
+    shift: Path | None = None
+    sample_level: bool = False
+    alpha: float | None = None
+    operator: str | None = None
+    positions: str | None = None
+    layers: str | None = None
+    null: str | None = None
+
+    def build(
+        self, *, default_positions: str = "all"
+    ) -> tuple[ShiftVectors | None, Intervention | None]:
+        """The loaded shift and the intervention (None: the model as it is).
+
+        Raises:
+            CmrmError: a flag that would change nothing, or an invalid combination.
+        """
+        from ..interventions.build import InterventionOptions, build_intervention
+        from ..shift import ShiftVectors
+
+        loaded = ShiftVectors.load(self.shift) if self.shift is not None else None
+        intervention = build_intervention(
+            InterventionOptions(
+                shift=loaded,
+                sample_level=self.sample_level,
+                alpha=self.alpha,
+                operator=self.operator,
+                positions=self.positions,
+                layers=self.layers,
+                null=self.null,
+                default_positions=default_positions,
+            )
+        )
+        return loaded, intervention
 
 
 @dataclass(frozen=True)
@@ -122,15 +194,22 @@ def only_with(given: dict[str, object], condition: bool, requirement: str) -> No
 
 
 __all__ = [
+    "AlphaOpt",
     "DeviceMapOpt",
     "DeviceOpt",
     "DtypeOpt",
+    "InterventionFlags",
     "LayersPathOpt",
     "MaxMemoryOpt",
     "ModelArg",
     "ModelChoice",
+    "NullOpt",
     "OffloadOpt",
+    "OperatorOpt",
+    "PositionsOpt",
     "RemoteOpt",
+    "SampleLevelOpt",
+    "ShiftDirOpt",
     "load_model",
     "only_with",
 ]

@@ -11,12 +11,19 @@ import typer
 from ..errors import CmrmError
 from .app import app, cli_errors
 from .options import (
+    AlphaOpt,
     DeviceOpt,
     DtypeOpt,
+    InterventionFlags,
     LayersPathOpt,
     ModelArg,
     ModelChoice,
+    NullOpt,
+    OperatorOpt,
+    PositionsOpt,
     RemoteOpt,
+    SampleLevelOpt,
+    ShiftDirOpt,
     load_model,
 )
 
@@ -27,29 +34,16 @@ logger = logging.getLogger(__name__)
 @cli_errors
 def serve(
     model: ModelArg = "organism",
-    shift: Annotated[
-        Path | None, typer.Option(help="Dataset-level shift directory (from `cmrm calibrate`).")
-    ] = None,
-    sample_level: Annotated[
-        bool, typer.Option("--sample-level", help="Per-request sample-level shift.")
-    ] = False,
-    alpha: Annotated[
-        float | None,
-        typer.Option(help="Shift scale; 0 = no change (default: tune's recommendation, else 1)."),
-    ] = None,
-    operator: Annotated[
-        str | None,
-        typer.Option(
-            help="add, project, norm-preserving or gated (default: recommended, else add)."
-        ),
-    ] = None,
-    positions: Annotated[
-        str | None, typer.Option(help="all, text or last (default: recommended, else all).")
-    ] = None,
+    shift: ShiftDirOpt = None,
+    sample_level: SampleLevelOpt = False,
+    alpha: AlphaOpt = None,
+    operator: OperatorOpt = None,
+    positions: PositionsOpt = None,
     layers: Annotated[
-        str | None, typer.Option(help="all, 12, 10,12,14 or 8:16 (default: recommended, else all).")
+        str | None,
+        typer.Option(help="Layers to steer: all, 12, 10,12,14 or 8:16 (default: recommended)."),
     ] = None,
-    null: Annotated[str | None, typer.Option(help="Null image for --sample-level.")] = None,
+    null: NullOpt = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
     served_model_name: Annotated[
@@ -87,9 +81,7 @@ def serve(
 ) -> None:
     """Serve MODEL behind an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health)."""
     from ..images import NullImage
-    from ..interventions.build import InterventionOptions, build_intervention
     from ..serve import ImagePolicy, Limits, OverridePolicy, ServedIntervention, ServerConfig
-    from ..shift import ShiftVectors
 
     try:
         import fastapi  # noqa: F401
@@ -100,18 +92,8 @@ def serve(
             "pip install 'cmrm[serve]'"
         ) from err
     choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
-    loaded = ShiftVectors.load(shift) if shift is not None else None
-    iv = build_intervention(
-        InterventionOptions(
-            shift=loaded,
-            sample_level=sample_level,
-            alpha=alpha,
-            operator=operator,
-            positions=positions,
-            layers=layers,
-            null=null,
-        )
-    )
+    flags = InterventionFlags(shift, sample_level, alpha, operator, positions, layers, null)
+    loaded, iv = flags.build()
     limits = Limits(
         max_body_bytes=max_body_bytes,
         max_new_tokens=max_new_tokens,
