@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,29 @@ def test_cli_tune(tmp_path: Path) -> None:
     assert (out / "shift.json").is_file()
     bad = CliRunner().invoke(app, [*args[:-2], "--sequential", "maybe", "-o", str(tmp_path / "b")])
     assert bad.exit_code == 1 and "--sequential must be one of" in bad.output
+
+
+def test_export_bakes_the_recommendation_when_it_is_a_constant_vector(tmp_path: Path) -> None:
+    import torch
+
+    from cmrm.errors import CmrmError
+    from cmrm.export.setting import baked_setting
+
+    out = tmp_path / "tune"
+    run_tune(small(tmp_path, budget=2), out)
+    shift = ShiftVectors.load(out)
+    assert shift.axes is not None and shift.meta.recommended is not None
+    rec = dict(shift.meta.recommended)
+    baked = baked_setting(shift, None)
+    assert baked.alpha == rec["alpha"] and baked.shift.layers == (3,)
+    if rec["operator"] == "project":
+        u = shift.axes.axis(3).direction
+        expected = torch.dot(shift.vector(3), u) * u
+    else:
+        expected = shift.vector(3)
+    torch.testing.assert_close(baked.shift.vector(3), expected)
+    explicit = baked_setting(shift, 0.5)
+    assert explicit.alpha == 0.5 and explicit.shift.layers == shift.layers
+    gated = replace(shift, meta=replace(shift.meta, recommended={**rec, "operator": "gated"}))
+    with pytest.raises(CmrmError, match="cannot|no engine can apply it"):
+        baked_setting(gated, None)

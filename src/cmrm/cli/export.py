@@ -24,7 +24,12 @@ from .options import (
 
 FORMATS = ("gguf-control-vector", "hf-bias")
 ShiftOpt = Annotated[Path, typer.Option("--shift", help="Shift directory from `cmrm calibrate`.")]
-AlphaOpt = Annotated[float, typer.Option(help="Shift scale baked into the output.")]
+AlphaOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Shift scale baked into the output (default: tune's recommendation, else 1)."
+    ),
+]
 
 
 def _model_config(model: str, trust_remote_code: bool) -> Any:
@@ -57,7 +62,7 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="FILE.gguf or a new folder.")
     ] = None,
-    alpha: AlphaOpt = 1.0,
+    alpha: AlphaOpt = None,
     drop_layer0: Annotated[
         bool,
         typer.Option("--drop-layer0", help="Leave out layer 0, which llama.cpp cannot express."),
@@ -74,6 +79,7 @@ def export(
     checkpoint with the shift baked in as down_proj biases."""
     from ..export.bias import check_bias_export, export_hf_bias
     from ..export.control_vector import llama_cpp_commands, write_control_vector
+    from ..export.setting import baked_setting
     from ..models.families import family_for
     from ..shift import ShiftVectors
 
@@ -81,13 +87,15 @@ def export(
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if output is None:
         raise typer.BadParameter("give the output with -o FILE.gguf or -o FOLDER")
-    if not math.isfinite(alpha):
+    if alpha is not None and not math.isfinite(alpha):
         raise typer.BadParameter(f"--alpha must be a finite number, got {alpha}")
     if fmt == "hf-bias" and output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise CmrmError(f"{output} exists and is not empty; choose a new -o folder or remove it")
     if fmt == "gguf-control-vector" and output.is_dir():
         raise CmrmError(f"{output} is a folder; -o takes the .gguf file to write")
-    loaded = ShiftVectors.load(shift)
+    baked = baked_setting(ShiftVectors.load(shift), alpha)
+    loaded, alpha = baked.shift, baked.alpha
+    typer.echo(f"exporting {baked.note}", err=True)
     config = _model_config(model, trust_remote_code)
     text = config.get_text_config()
     family = family_for(str(config.model_type)).name
@@ -137,7 +145,7 @@ def check_endpoint(
         str, typer.Option("--model", help="The model name to send (what the endpoint serves).")
     ] = "",
     shift: ShiftOpt = Path("shift"),
-    alpha: AlphaOpt = 1.0,
+    alpha: AlphaOpt = None,
     local: Annotated[
         str | None,
         typer.Option(help="Local copy of the served model (default: the shift's source model)."),
@@ -160,6 +168,7 @@ def check_endpoint(
     image, compared locally). Exit 0: as expected; 3: the other one; 4: inconclusive."""
     from ..export.endpoint import Endpoint
     from ..export.endpoint import check_endpoint as run_check
+    from ..export.setting import baked_setting
     from ..positions import check_positions
     from ..shift import ShiftVectors
 
@@ -170,7 +179,8 @@ def check_endpoint(
     if expect not in ("steered", "unsteered"):
         raise typer.BadParameter(f"--expect must be steered or unsteered, got {expect!r}")
     check_positions(positions)
-    loaded = ShiftVectors.load(shift)
+    baked = baked_setting(ShiftVectors.load(shift), alpha)
+    loaded, alpha = baked.shift, baked.alpha
     choice = ModelChoice(local or loaded.meta.source_model, dtype, device, layers_path)
     vlm = load_model(replace(choice, trust_remote_code=trust_remote_code).check())
     report = run_check(
