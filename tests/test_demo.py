@@ -42,6 +42,10 @@ def test_demo_writes_summary_report_and_figures(mini_organism: Path, tmp_path: P
     assert sum(r["recommended"] for r in records) == 1
     assert summary["recommended"]["label"].endswith("*")
     assert summary["tune"]["trials"] == 4 and set(summary["targets"]["checks"])
+    none = next(r for r in records if r["method"] == "none")
+    # text-only rows are never steered: intervention rows carry the none run's text-only numbers
+    assert all(r["harmful-text"] == none["harmful-text"] for r in records if r["alpha"])
+    assert not (out / "runs" / "paper" / "generations.jsonl").read_text().count("harmful-text")
     for record in records:
         for suite in ("harmful-text", "harmful-image", "harmful-blank"):
             assert set(record[suite]) == {"unsafe_rate", "refusal_rate", "degenerate_rate"}

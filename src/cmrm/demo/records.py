@@ -91,16 +91,31 @@ def _short(suite: str) -> str:
     return suite.split(":", 1)[-1]
 
 
+def none_metrics(summary: Summary) -> dict[str, Any]:
+    """The ``none`` baseline's metrics per suite (to fill suites an intervention cannot change)."""
+    return {c.cell.benchmark: c.metrics for c in summary.cells if c.cell.method == "none"}
+
+
 def records_from_summary(
-    summary: Summary, profile: DemoProfile, info: SettingInfo
+    summary: Summary,
+    profile: DemoProfile,
+    info: SettingInfo,
+    unchanged: Mapping[str, Any] | None = None,
 ) -> list[DemoRecord]:
-    """Group a run's cells (one per suite) into records (one per method, operator and alpha)."""
+    """Group a run's cells (one per suite) into records (one per method, operator and alpha).
+
+    ``unchanged`` gives the metrics of suites the run did not evaluate because no intervention
+    can change them (text-only suites: rows without an image are never steered, as tested per
+    family), taken from the ``none`` baseline.
+    """
     groups: dict[tuple[str, str, float | None], dict[str, Any]] = {}
     for cell in summary.cells:
         key = (cell.cell.method, cell.cell.operator, cell.cell.alpha)
         groups.setdefault(key, {})[cell.cell.benchmark] = cell.metrics
     records = []
     for (method, operator, alpha), by_suite in groups.items():
+        if alpha is not None:
+            by_suite = {**dict(unchanged or {}), **by_suite}
         if set(profile.suites) - set(by_suite):
             continue
         harmful = {

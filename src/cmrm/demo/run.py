@@ -39,6 +39,7 @@ from .records import (
     SettingInfo,
     check_targets,
     mark_recommended,
+    none_metrics,
     records_from_summary,
 )
 from .render import write_outputs
@@ -94,34 +95,44 @@ def load_model(config: DemoConfig) -> VLM:
     return load_bundled(config.profile.model, config.weights)
 
 
-def _eval(
-    vlm: VLM,
-    config: DemoConfig,
-    name: str,
-    show_progress: bool,
-    calibration: str = "paper",
-    **fields: Any,
-) -> list[DemoRecord]:
+def _one_run(
+    vlm: VLM, config: DemoConfig, name: str, show_progress: bool, **fields: Any
+) -> tuple[EvalConfig, Any]:
+    """One ``cmrm eval`` run of the demo, in ``OUT/runs/<name>``."""
     p = config.profile
     eval_config = EvalConfig(
         model=p.model,
-        benchmarks=p.suites,
         judge=p.judge,
         limit=p.limit,
         max_new_tokens=p.max_new_tokens,
         batch_size=p.batch_size,
         **fields,
     )
-    run = run_eval(
-        eval_config, config.out_dir / "runs" / name, vlm=vlm, show_progress=show_progress
-    )
+    path = config.out_dir / "runs" / name
+    return eval_config, run_eval(eval_config, path, vlm=vlm, show_progress=show_progress)
+
+
+def _eval(
+    vlm: VLM,
+    config: DemoConfig,
+    name: str,
+    show_progress: bool,
+    unchanged: dict[str, Any],
+    calibration: str = "paper",
+    **fields: Any,
+) -> list[DemoRecord]:
+    """Records of intervention runs, on every suite but the text-only harmful one (no
+    intervention changes a row without an image; its numbers are the ``none`` baseline's)."""
+    p = config.profile
+    benchmarks = tuple(s for s in p.suites if s != p.harmful_text)
+    eval_config, run = _one_run(vlm, config, name, show_progress, benchmarks=benchmarks, **fields)
     info = SettingInfo(
         positions=eval_config.positions,
         layers=eval_config.layers,
         calibration=calibration,
         source="paper" if name == "paper" else "tune",
     )
-    return records_from_summary(run, p, info)
+    return records_from_summary(run, p, info, unchanged)
 
 
 def _calibrate(vlm: VLM, config: DemoConfig, show_progress: bool) -> Path:
@@ -169,12 +180,18 @@ def _held_out(
     vlm: VLM, config: DemoConfig, shift_dir: Path, tuned: TuneResult, show_progress: bool
 ) -> list[DemoRecord]:
     p = config.profile
-    records = _eval(
+    _, baselines = _one_run(
+        vlm, config, "baselines", show_progress, benchmarks=p.suites, methods=BASELINES
+    )
+    unchanged = {p.harmful_text: none_metrics(baselines)[p.harmful_text]}
+    records = records_from_summary(baselines, p, SettingInfo(positions="all"))
+    records += _eval(
         vlm,
         config,
         "paper",
         show_progress,
-        methods=(*BASELINES, "dataset", "sample"),
+        unchanged,
+        methods=("dataset", "sample"),
         alphas=p.paper_alphas,
         positions="all",
         shift=str(shift_dir),
@@ -187,6 +204,7 @@ def _held_out(
             config,
             s.key,
             show_progress,
+            unchanged,
             methods=(s.source,),
             operators=(s.operator,),
             alphas=(s.alpha,),
