@@ -185,12 +185,19 @@ def test_exact_delta_through_cached_generation(family: str, positions: str, oper
     prompt_mask[:, -1] = True
     assert shift.axes is not None
     axis = shift.axes.axis(layer)
+    # conditional: rows whose pre-steer last prompt state reads as harmful (the prefill decides)
+    gate = (before.calls[0][:, -1] @ axis.direction) > axis.threshold
     for i, (pre, post) in enumerate(zip(before.calls, after.calls, strict=True)):
         mask = prompt_mask if i == 0 else torch.ones(pre.shape[:2], dtype=torch.bool)
         mask = mask & shifted_rows[:, None]
-        expected = reference_operator(operator, pre, step, mask, axis.direction, axis.reference)
-        if operator == "add":
+        expected = reference_operator(
+            operator, pre, step, mask, axis.direction, axis.reference, gate
+        )
+        if operator == "conditional":
+            mask = mask & gate[:, None]
+        if operator in ("add", "conditional"):
             assert torch.equal(post, pre + mask[..., None].float() * step), f"call {i}"
+            assert torch.equal(post, expected), f"call {i}"
         else:
             torch.testing.assert_close(post, expected, rtol=1e-5, atol=1e-5, msg=f"call {i}")
         assert torch.equal(post[~mask], pre[~mask]), "unselected positions are bit-identical"

@@ -37,15 +37,27 @@ def random_shift(
     directions = torch.randn(len(layers), vlm.hidden_size, generator=gen)
     directions = directions / directions.norm(dim=-1, keepdim=True)
     reference = torch.randn(len(layers), generator=gen)
-    axes = SafetyAxes(layers, directions, reference)
+    threshold = 0.1 * torch.randn(len(layers), generator=gen)
+    axes = SafetyAxes(layers, directions, reference, threshold)
     return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
 def reference_operator(
-    operator: str, pre: Tensor, step: Tensor, mask: Tensor, u: Tensor, r: float
+    operator: str,
+    pre: Tensor,
+    step: Tensor,
+    mask: Tensor,
+    u: Tensor,
+    r: float,
+    gate: Tensor | None = None,
 ) -> Tensor:
-    """Each operator's formula written out independently (README's method section)."""
+    """Each operator's formula written out independently (README's method section); ``gate``
+    (rows) for ``conditional``."""
     m = mask[..., None]
+    if operator == "conditional":
+        assert gate is not None
+        m = m & gate[:, None, None]
+        return torch.where(m, pre + step, pre)
     if operator == "add":
         new = pre + step
     elif operator == "project":
@@ -238,3 +250,45 @@ def test_generated_false_shifts_the_prompt_only(vlm: VLM, image: Image.Image) ->
     torch.testing.assert_close(prefill[0, -1], shift.vector(1))
     for pre_call, post_call in zip(pre.calls[1:], post.calls[1:], strict=True):
         assert torch.equal(pre_call, post_call), "generated tokens must be left alone"
+
+
+def test_conditional_steers_only_rows_above_the_threshold(vlm: VLM, image: Image.Image) -> None:
+    """Two image rows, a threshold between their pre-steer projections: only the row above it
+    is steered, in the prefill and in every decoding step (the prefill's decision is kept)."""
+    batch = vlm.encode(["w1 w2 w3", "w4 w5"], [image, Image.new("RGB", (40, 30), "blue")])
+    shift = random_shift(vlm)
+    assert shift.axes is not None
+    layer, pre = 1, Recorder()
+    with HookSet() as hooks, torch.inference_mode():
+        hooks.forward(vlm.layers.modules[layer], pre)
+        vlm.model(**batch.inputs)
+    u = shift.axes.axis(layer).direction
+    scores = pre.calls[0][:, -1] @ u
+    assert scores[0] != scores[1]
+    high = int(torch.argmax(scores))
+    threshold = shift.axes.threshold.clone()  # type: ignore[union-attr]
+    threshold[shift.layers.index(layer)] = scores.mean()
+    axes = SafetyAxes(shift.layers, shift.axes.directions, shift.axes.reference, threshold)
+    shift = ShiftVectors(shift.layers, shift.vectors, shift.meta, axes)
+    before, after = Recorder(), Recorder()
+    with HookSet() as hooks, torch.inference_mode():
+        hooks.forward(vlm.layers.modules[layer], before)
+        with steer(vlm, shift, alpha=1.0, layers=[layer], operator="conditional"):
+            hooks.forward(vlm.layers.modules[layer], after)
+            vlm.model.generate(**batch.inputs, max_new_tokens=3, do_sample=False)
+    assert len(after.calls) == 3
+    for b, a in zip(before.calls, after.calls, strict=True):
+        changed = (a - b).abs().sum(dim=(1, 2)) > 0
+        assert changed.tolist() == [row == high for row in range(2)]
+    without = random_shift(vlm)
+    assert without.axes is not None
+    bare = SafetyAxes(without.layers, without.axes.directions, without.axes.reference)
+    with (
+        pytest.raises(IncompatibleShiftError, match="threshold"),
+        steer(
+            vlm,
+            ShiftVectors(without.layers, without.vectors, without.meta, bare),
+            operator="conditional",
+        ),
+    ):
+        pass

@@ -3,12 +3,17 @@
 Calibrated from the same anchor pass as the shift (anchors carry ``kind``): at each layer ``l``,
 over the text-only read-position states,
 
-- ``u_l = normalise(mean_harmful h_l(text) - mean_benign h_l(text))``, and
-- ``r_l = mean_harmful <h_l(text), u_l>``, the text-only harmful reference level.
+- ``u_l = normalise(mean_harmful h_l(text) - mean_benign h_l(text))``;
+- ``r_l = mean_harmful <h_l(text), u_l>``, the text-only harmful reference level; and
+- ``t_l``, the midpoint between the harmful and the benign anchors' mean projections on ``u_l``
+  *with their image* (the contrast variant: null or real image), a threshold that tells, from an
+  image-conditioned state, whether a request reads as harmful.
 
 The ``project`` operator applies only the component of a shift along ``u_l``; ``gated`` also
-stops at ``r_l`` (see :mod:`cmrm.interventions.operators`). Stored beside the shift vectors in
-``shift.safetensors`` (keys ``axis.<i>``, ``axis_reference``).
+stops at ``r_l``; ``conditional`` steers only rows above ``t_l`` (see
+:mod:`cmrm.interventions.operators`). Stored beside the shift vectors in ``shift.safetensors``
+(keys ``axis.<i>``, ``axis_reference``, ``axis_threshold``; files without a threshold load with
+none).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class SafetyAxis:
 
     direction: Tensor
     reference: float
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -36,9 +42,15 @@ class SafetyAxes:
     layers: tuple[int, ...]
     directions: Tensor
     reference: Tensor
+    threshold: Tensor | None = None
+    """``[n]``: the harmful/benign midpoint of image-conditioned anchor projections, or None."""
 
     def __post_init__(self) -> None:
         n = len(self.layers)
+        if self.threshold is not None and tuple(self.threshold.shape) != (n,):
+            raise IncompatibleShiftError(
+                f"safety threshold must have shape [{n}], got {tuple(self.threshold.shape)}"
+            )
         if self.directions.ndim != 2 or self.directions.shape[0] != n:
             raise IncompatibleShiftError(
                 f"safety directions must have shape [{n}, hidden], got "
@@ -63,16 +75,26 @@ class SafetyAxes:
                 f"no safety axis for layer {layer} (calibrated layers: {list(self.layers)})"
             )
         i = self.layers.index(layer)
-        return SafetyAxis(self.directions[i], float(self.reference[i]))
+        threshold = None if self.threshold is None else float(self.threshold[i])
+        return SafetyAxis(self.directions[i], float(self.reference[i]), threshold)
 
     def select(self, layers: tuple[int, ...]) -> SafetyAxes:
         index = [self.layers.index(layer) for layer in layers]
-        return SafetyAxes(tuple(layers), self.directions[index], self.reference[index])
+        threshold = None if self.threshold is None else self.threshold[index]
+        return SafetyAxes(tuple(layers), self.directions[index], self.reference[index], threshold)
 
     @classmethod
-    def from_means(cls, layers: tuple[int, ...], harmful: Tensor, benign: Tensor) -> SafetyAxes:
+    def from_means(
+        cls,
+        layers: tuple[int, ...],
+        harmful: Tensor,
+        benign: Tensor,
+        harmful_image: Tensor | None = None,
+        benign_image: Tensor | None = None,
+    ) -> SafetyAxes:
         """From per-layer harmful and benign text-only means ``[n, H]`` (the reference is the
-        harmful mean's projection, which equals the mean of the projections)."""
+        harmful mean's projection, which equals the mean of the projections), and, when given,
+        the same anchors' means with their image (for the threshold)."""
         diff = (harmful - benign).float()
         norms = diff.norm(dim=-1, keepdim=True)
         if bool((norms == 0).any()):
@@ -81,7 +103,11 @@ class SafetyAxes:
             )
         directions = diff / norms
         reference = (harmful.float() * directions).sum(dim=-1)
-        return cls(tuple(layers), directions, reference)
+        threshold = None
+        if harmful_image is not None and benign_image is not None:
+            mid = (harmful_image.float() + benign_image.float()) / 2
+            threshold = (mid * directions).sum(dim=-1)
+        return cls(tuple(layers), directions, reference, threshold)
 
     def tensors(self) -> dict[str, Tensor]:
         """The safetensors entries (``axis.<layer>`` and ``axis_reference``)."""
@@ -90,6 +116,8 @@ class SafetyAxes:
             for layer, d in zip(self.layers, self.directions, strict=True)
         }
         out["axis_reference"] = self.reference.detach().float().cpu().contiguous()
+        if self.threshold is not None:
+            out["axis_threshold"] = self.threshold.detach().float().cpu().contiguous()
         return out
 
     @classmethod
@@ -101,4 +129,10 @@ class SafetyAxes:
         if missing:
             raise IncompatibleShiftError(f"the shift file lacks safety axes for layers {missing}")
         directions = torch.stack([tensors[f"axis.{layer}"].float() for layer in layers])
-        return cls(tuple(layers), directions, tensors["axis_reference"].float())
+        threshold = tensors.get("axis_threshold")
+        return cls(
+            tuple(layers),
+            directions,
+            tensors["axis_reference"].float(),
+            None if threshold is None else threshold.float(),
+        )

@@ -85,9 +85,15 @@ def anchor_hash(items: Sequence[Item]) -> str:
     return digest.hexdigest()[:16]
 
 
-def safety_axes(layers: tuple[int, ...], harmful: Partial, benign: Partial) -> SafetyAxes | None:
-    """Safety axes from the text-only states of harmful and benign anchors, or None (with a log
-    line) when the anchors lack either kind."""
+def safety_axes(
+    layers: tuple[int, ...],
+    text: dict[str, Partial],
+    image: dict[str, Partial],
+) -> SafetyAxes | None:
+    """Safety axes from the text-only states of harmful and benign anchors (and the threshold
+    from their contrast-variant states), or None (with a log line) when the anchors lack either
+    kind."""
+    harmful, benign = text["harmful"], text["benign"]
     if not (harmful.count and benign.count):
         logger.info(
             "no safety axes: the anchors need both harmful and benign kinds (got %d and %d)",
@@ -95,7 +101,13 @@ def safety_axes(layers: tuple[int, ...], harmful: Partial, benign: Partial) -> S
             benign.count,
         )
         return None
-    return SafetyAxes.from_means(layers, harmful.mean(), benign.mean())
+    return SafetyAxes.from_means(
+        layers,
+        harmful.mean(),
+        benign.mean(),
+        image["harmful"].mean(),
+        image["benign"].mean(),
+    )
 
 
 KINDS = ("harmful", "benign")
@@ -150,6 +162,7 @@ def calibrate(
     diff_part = Partial.empty(n, hidden, keep=keep)
     text_part = Partial.empty(n, hidden, keep=keep and sequential)
     kind_parts = {kind: Partial.empty(n, hidden) for kind in KINDS}
+    image_parts = {kind: Partial.empty(n, hidden) for kind in KINDS}
     starts = shard_batches(len(items), batch_size, world)
     for start in tqdm(starts, desc="calibrating", disable=not show_progress, unit="batch"):
         chunk = items[start : start + batch_size]
@@ -169,9 +182,11 @@ def calibrate(
             rows = [i for i, item in enumerate(chunk) if item.kind == kind]
             if rows:
                 kind_parts[kind] = kind_parts[kind].add(start, text[:, rows])
+                image_parts[kind] = image_parts[kind].add(start, other[:, rows])
     diff_part = reduce_partial(diff_part, world)
     text_part = reduce_partial(text_part, world)
     kind_parts = {kind: reduce_partial(part, world) for kind, part in kind_parts.items()}
+    image_parts = {kind: reduce_partial(part, world) for kind, part in image_parts.items()}
     if sequential:
         from .sequential import sequential_vectors
 
@@ -215,5 +230,5 @@ def calibrate(
         ),
     )
     logger.info("calibrated %s shift on %d anchors", estimator, len(items))
-    axes = safety_axes(chosen, kind_parts["harmful"], kind_parts["benign"])
+    axes = safety_axes(chosen, kind_parts, image_parts)
     return ShiftVectors(layers=chosen, vectors=vectors, meta=meta, axes=axes)

@@ -1,4 +1,5 @@
-"""The registry of intervention operators: ``add``, ``project``, ``norm-preserving``, ``gated``.
+"""The registry of intervention operators: ``add``, ``project``, ``norm-preserving``, ``gated``,
+``conditional``.
 
 :data:`OPERATORS` maps each name to its class in :mod:`cmrm.interventions.operators`, lazily, so
 that listing or checking operator names imports neither torch nor the intervention code (this
@@ -36,6 +37,11 @@ OPERATORS.register(
     "gated",
     f"{_MODULE}:Gated",
     description="along the safety direction, never past the text-only reference (ASTRA-style)",
+)
+OPERATORS.register(
+    "conditional",
+    f"{_MODULE}:Conditional",
+    description="add, only on rows whose state reads as harmful (above the axis threshold)",
 )
 
 

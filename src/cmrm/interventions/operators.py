@@ -19,6 +19,11 @@ even run, see :func:`cmrm.interventions.steering.steer`).
   text-only harmful anchor states on ``u`` at the read position): the move is
   ``min(alpha <v, u>, max(0, r - <h, u>))`` when it is positive. A state already at or beyond the
   reference — a request the model already reads as harmful — is not pushed further.
+- ``conditional`` — add, but only to the rows that read as harmful: a row is steered at layer
+  ``l`` when its state at the last prompt token, before steering, projects on ``u`` above the
+  threshold ``t`` calibrated between the harmful and benign anchors *with their image* (the gate
+  is decided in the prefill and kept for the generated tokens). In the spirit of ASTRA's adaptive
+  steering: leave benign requests, image questions included, untouched.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ class Operator(Protocol):
 
     name: ClassVar[str]
     needs_axis: ClassVar[bool]
+    gates: ClassVar[bool]
+    """Steer only rows whose pre-steer last-prompt state projects above the axis threshold."""
     formula: ClassVar[str]
 
     def __call__(
@@ -57,6 +64,7 @@ def _axis(axis: SafetyAxis | None, name: str, ref: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class Add:
+    gates: ClassVar[bool] = False
     name: ClassVar[str] = "add"
     needs_axis: ClassVar[bool] = False
     formula: ClassVar[str] = "h + alpha*v"
@@ -69,6 +77,7 @@ class Add:
 
 @dataclass(frozen=True)
 class Project:
+    gates: ClassVar[bool] = False
     name: ClassVar[str] = "project"
     needs_axis: ClassVar[bool] = True
     formula: ClassVar[str] = "h + alpha*<v,u> u"
@@ -83,6 +92,7 @@ class Project:
 
 @dataclass(frozen=True)
 class NormPreserving:
+    gates: ClassVar[bool] = False
     name: ClassVar[str] = "norm-preserving"
     needs_axis: ClassVar[bool] = False
     formula: ClassVar[str] = "(h + alpha*v) * |h| / |h + alpha*v|"
@@ -98,6 +108,7 @@ class NormPreserving:
 
 @dataclass(frozen=True)
 class Gated:
+    gates: ClassVar[bool] = False
     name: ClassVar[str] = "gated"
     needs_axis: ClassVar[bool] = True
     formula: ClassVar[str] = "h + min(alpha*<v,u>, max(0, r - <h,u>)) u   (when alpha*<v,u> > 0)"
@@ -112,6 +123,14 @@ class Gated:
         room = (axis.reference - h @ u).clamp_min(0.0)  # how far below the reference
         step = torch.where(step > 0, torch.minimum(step, room), step)
         return _keep(hidden, h + step[..., None] * u, mask)
+
+
+@dataclass(frozen=True)
+class Conditional(Add):
+    gates: ClassVar[bool] = True
+    name: ClassVar[str] = "conditional"
+    needs_axis: ClassVar[bool] = True
+    formula: ClassVar[str] = "h + alpha*v on rows with <h_last,u> > t, else h"
 
 
 def get_operator(name: str) -> Operator:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..axes import SafetyAxes
+from ..axes import SafetyAxes, SafetyAxis
 from ..errors import CmrmError, IncompatibleShiftError
 from ..hooks import HookSet, hidden_of, with_hidden
 from ..models.vlm import VLM
@@ -43,6 +43,8 @@ class SteeringState:
     start: int = 0
     calls: int = 0
     cache: dict[tuple[int, str, torch.dtype], Tensor] = field(default_factory=dict)
+    gates: dict[int, Tensor] = field(default_factory=dict)
+    """Per layer, the rows a gating operator steers (decided in the prefill)."""
 
 
 def _call_start(kwargs: dict[str, Any], input_ids: Tensor) -> int:
@@ -79,6 +81,11 @@ def _operator_and_axes(
         raise IncompatibleShiftError(
             f"operator {op.name!r}: no safety axis for layers {missing} "
             f"(the axes cover {list(axes.layers)})"
+        )
+    if op.gates and axes.threshold is None:
+        raise IncompatibleShiftError(
+            f"operator {op.name!r} needs the safety axes' threshold, which this shift lacks "
+            "(calibrated by an earlier cmrm): recalibrate it with `cmrm calibrate`"
         )
     return op, axes
 
@@ -174,6 +181,22 @@ def steer(
             state.cache[key] = (float(alpha) * v.to(torch.float32)).to(ref.device, ref.dtype)
         return state.cache[key]
 
+    def row_gate(index: int, hidden: Tensor, axis: SafetyAxis) -> Tensor:
+        """Rows whose pre-steer state at the last prompt token reads as harmful (decided when the
+        call covers that token, i.e. in the prefill; kept for the generated tokens)."""
+        assert state.layout is not None
+        last = state.layout.length - 1
+        if state.start <= last < state.start + int(hidden.shape[1]):
+            row = hidden[:, last - state.start].float()
+            u = axis.direction.to(row.device, torch.float32)
+            state.gates[index] = (row @ u) > float(axis.threshold or 0.0)
+        if index not in state.gates:
+            raise CmrmError(
+                f"operator {op.name!r} decides in the prefill which rows to steer; enter the "
+                "steer block before the prompt is run"
+            )
+        return expand_rows(state.gates[index], int(hidden.shape[0]), "row gate")
+
     def make_hook(index: int) -> Any:
         def shift_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
             hidden = hidden_of(output)
@@ -193,6 +216,9 @@ def steer(
             else:
                 delta = expand_rows(delta, batch, "sample shift")
             axis = axes.axis(index) if axes is not None else None
+            if op.gates:
+                assert axis is not None  # checked before any hook
+                mask = mask & row_gate(index, hidden, axis)[:, None]
             return with_hidden(output, op(hidden, delta, mask, axis))
 
         return shift_hook
