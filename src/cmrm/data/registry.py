@@ -4,7 +4,9 @@ Besides the upstream benchmarks, two kinds of names are registered here:
 
 - ``jsonl``: the generic local format of :func:`cmrm.items.read_jsonl` (``root`` is the file);
 - ``organism:<suite>``: the model organism's synthetic suites, resolved lazily through
-  ``cmrm.organism.suites.load_suite`` so that importing this module stays cheap.
+  ``cmrm.organism.suites.load_suite`` so that importing this module stays cheap;
+- ``organism-smol:<suite>``: the SmolLM2 organism's suites, resolved lazily through
+  ``cmrm.organism_smol.suites.load_suite`` (its ``benchmarks()`` lists the same names).
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ ORGANISM_SUITES = (
     "anchor",
 )
 _ORGANISM_MODULE = "cmrm.organism.suites"
+SMOL_SUITES = (
+    "harmful-text",
+    "harmful-image",
+    "benign-text",
+    "benign-image",
+    "image-qa",
+    "anchor",
+    "val-harmful-text",
+    "val-harmful-image",
+    "val-benign-text",
+    "val-benign-image",
+    "val-image-qa",
+)
+_SMOL_MODULE = "cmrm.organism_smol.suites"
 
 
 def _read_jsonl_file(root: Path | None, _opts: Mapping[str, Any], _limit: int | None) -> list[Item]:
@@ -54,17 +70,21 @@ JSONL = Benchmark(
 )
 
 
-def _organism(suite: str) -> Benchmark:
-    name = f"organism:{suite}"
+def _organism(
+    suite: str, prefix: str = "organism", module_name: str = _ORGANISM_MODULE
+) -> Benchmark:
+    name = f"{prefix}:{suite}"
 
     def read(_root: Path | None, _opts: Mapping[str, Any], limit: int | None) -> list[Item]:
-        module = importlib.import_module(_ORGANISM_MODULE)
+        module = importlib.import_module(module_name)
         return list(module.load_suite(name, limit=limit))
 
     return Benchmark(
         name=name,
-        description=f"model organism suite {suite!r} (synthetic, built in)",
-        source=f"built in ({_ORGANISM_MODULE})",
+        description=f"model organism suite {suite!r} (synthetic, built in)"
+        if prefix == "organism"
+        else f"SmolLM2 organism suite {suite!r} (built in)",
+        source=f"built in ({module_name})",
         licence="MIT (part of cmrm)",
         kind="custom",
         layout="none (built in)",
@@ -80,6 +100,7 @@ _ALL: tuple[Benchmark, ...] = (
     + utility.BENCHMARKS
     + (JSONL,)
     + tuple(_organism(s) for s in ORGANISM_SUITES)
+    + tuple(_organism(s, "organism-smol", _SMOL_MODULE) for s in SMOL_SUITES)
 )
 _REGISTRY: dict[str, Benchmark] = {b.name: b for b in _ALL}
 

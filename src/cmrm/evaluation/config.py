@@ -228,7 +228,8 @@ def _plain(value: Any) -> Any:
 def base_name(spec: str) -> str:
     """A spec without its ``:anchor``/``:eval`` split suffix."""
     head, sep, tail = spec.rpartition(":")
-    return head if sep and tail in ("anchor", "eval") and not spec.startswith("organism:") else spec
+    organism = spec.startswith(("organism:", "organism-smol:"))
+    return head if sep and tail in ("anchor", "eval") and not organism else spec
 
 
 def default_judge(benchmark: str) -> str:
@@ -237,6 +238,8 @@ def default_judge(benchmark: str) -> str:
     name = base_name(benchmark)
     if name.startswith("organism:"):
         return "organism"
+    if name.startswith("organism-smol:"):
+        return "organism-smol"
     if name.startswith("scienceqa"):
         return "mc"
     if name.startswith(("llava-bench", "mm-vet")):

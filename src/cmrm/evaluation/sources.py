@@ -34,12 +34,16 @@ def default_get_judge(name: str, **options: Any) -> Judge:
     try:
         return get_judge(name, **options)
     except UnknownNameError:
-        if name != "organism":
+        if name not in ("organism", "organism-smol"):
             raise
+    if options:
+        raise ConfigError(f"the {name} judge takes no options, got {sorted(options)}")
+    if name == "organism-smol":
+        from ..organism_smol.judge import SmolJudge
+
+        return SmolJudge()
     from ..organism.judge import OrganismJudge
 
-    if options:
-        raise ConfigError(f"the organism judge takes no options, got {sorted(options)}")
     return OrganismJudge()
 
 

