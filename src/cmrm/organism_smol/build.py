@@ -69,7 +69,9 @@ class Tower:
         return asdict(self)
 
 
-def build_processor(tokenizer: Any, tower: Tower | None = None) -> LlavaProcessor:
+def build_processor(
+    tokenizer: Any, tower: Tower | None = None, *, chat_template: str = CHAT_TEMPLATE
+) -> LlavaProcessor:
     """A ``LlavaProcessor`` around SmolLM2's tokenizer, with ``<image>`` added (left padding)."""
     tower = tower or Tower()
     if IMAGE_TOKEN not in tokenizer.get_vocab():
@@ -79,7 +81,7 @@ def build_processor(tokenizer: Any, tower: Tower | None = None) -> LlavaProcesso
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": IMAGE_SIZE},
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
@@ -89,7 +91,7 @@ def build_processor(tokenizer: Any, tower: Tower | None = None) -> LlavaProcesso
         tokenizer=tokenizer,
         patch_size=tower.patch_size,
         vision_feature_select_strategy="default",
-        chat_template=CHAT_TEMPLATE,
+        chat_template=chat_template,
         image_token=IMAGE_TOKEN,
         num_additional_image_tokens=1,
     )

@@ -110,6 +110,11 @@ def read_manifest(where: Path) -> dict[str, Any]:
             f"{where / 'organism.json'} has format {manifest.get('format')!r} version "
             f"{manifest.get('format_version')!r}; expected {FORMAT!r} version {FORMAT_VERSION}"
         )
+    if manifest.get("image_token") != IMAGE_TOKEN:
+        raise DataError(
+            f"{where / 'organism.json'} uses image token {manifest.get('image_token')!r}; this "
+            f"cmrm builds the shell with {IMAGE_TOKEN!r}"
+        )
     key = base_key()
     base = manifest["base"]
     if (base["size"], base["sha256"]) != (key.size, key.sha256):
@@ -158,7 +163,7 @@ def load_smol_organism(
     manifest = read_manifest(where)
     lm, tokenizer = load_base()
     tower = Tower(**manifest["tower"])
-    processor = build_processor(tokenizer, tower)
+    processor = build_processor(tokenizer, tower, chat_template=manifest["chat_template"])
     config = build_config(lm.config, processor, tower)
     merged = merge_adapter(lm, manifest["lora"], load_file(str(where / "adapter.safetensors")))
     vision = load_file(str(where / "vision.safetensors"))
