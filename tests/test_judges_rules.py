@@ -275,7 +275,16 @@ def test_judgment_to_json_round_trips() -> None:
 
 def test_registry_names_and_errors() -> None:
     names = [name for name, _ in list_judges()]
-    assert names == ["refusal", "llamaguard", "llm", "openai", "mc", "reference", "organism"]
+    assert names == [
+        "refusal",
+        "llamaguard",
+        "llm",
+        "openai",
+        "mc",
+        "reference",
+        "organism",
+        "organism-smol",
+    ]
     assert all(description for _, description in list_judges())
     with pytest.raises(UnknownNameError, match="Did you mean 'refusal'"):
         get_judge("refusl")

@@ -123,24 +123,27 @@ def test_benchmark_registry_aliases_and_default_judges() -> None:
     assert parse_spec("organism:val-harmful-text:eval")[2] == "eval"
     names = [b.name for b in list_benchmarks()]
     assert names.index("jsonl") < names.index("organism:harmful-text")  # providers last
-    assert BENCHMARKS.prefixes() == ["organism:"]
+    assert BENCHMARKS.prefixes() == ["organism:", "organism-smol:"]
     with pytest.raises(UnknownNameError, match="Did you mean 'organism:val-image-qa'"):
         get_benchmark("organism:val-imageqa")
 
 
 def test_judge_family_model_preset_and_operator_registries() -> None:
-    assert [n for n, _ in list_judges()][-1] == "organism" and "organism" in JUDGES
+    assert [n for n, _ in list_judges()][-2:] == [
+        "organism",
+        "organism-smol",
+    ] and "organism" in JUDGES
     assert get_judge("organism").name == "organism"
     with pytest.raises(ConfigError, match="takes no options"):
         get_judge("organism", strict=True)
     assert FAMILY_REGISTRY.get("llava").model_types == ("llava",)
     assert family_for("qwen2_5_vl").name == "qwen2_5_vl"
-    assert MODELS.names() == ["organism"] and MODELS.entry("organism").lazy
+    assert MODELS.names() == ["organism", "organism-smol"] and MODELS.entry("organism").lazy
     assert PRESETS.names() == ["paper"] and get_preset("paper")("m").methods[0] == "none"
     with pytest.raises(ConfigError, match="Did you mean 'paper'"):
         build_config("m", preset="papre")
     assert OPERATORS.kind == "operator"
-    assert OPERATORS.names() == ["add", "project", "norm-preserving", "gated"]
+    assert OPERATORS.names() == ["add", "project", "norm-preserving", "gated", "conditional"]
     loaders: Registry[object] = Registry("loader", callables=True)
     loaders.register("number", 3)
     with pytest.raises(RegistryError, match="must be callable"):

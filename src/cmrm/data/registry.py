@@ -6,7 +6,9 @@ their ``aliases``), two kinds of names are registered here:
 - ``jsonl``: the generic local format of :func:`cmrm.items.read_jsonl` (``root`` is the file);
 - ``organism:<suite>``: the model organism's synthetic suites, served by the provider
   ``cmrm.organism.catalog:benchmarks`` (imported on first use of an ``organism:`` name), so the
-  list of suites lives only in the organism package.
+  list of suites lives only in the organism package;
+- ``organism-smol:<suite>``: the SmolLM2 organism's suites (real prompts), served likewise by
+  ``cmrm.organism_smol.provider:benchmarks``.
 
 A new benchmark is one :func:`register_benchmark` call; a new family of built-in suites one
 ``BENCHMARKS.add_provider("prefix:", "package.module:function")``.
@@ -71,6 +73,11 @@ BENCHMARKS.add_provider(
     "organism:",
     "cmrm.organism.catalog:benchmarks",
     description="model organism suite (synthetic, built in)",
+)
+BENCHMARKS.add_provider(
+    "organism-smol:",
+    "cmrm.organism_smol.provider:benchmarks",
+    description="SmolLM2 organism suite (real prompts, built in)",
 )
 
 

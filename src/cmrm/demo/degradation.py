@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.registry import BENCHMARKS
 from ..evaluation import EvalConfig, read_rows, run_eval
 from ..generate import GenerationOptions, generate_items
 from ..items import Item
@@ -74,24 +75,37 @@ class SuiteResult:
         )
 
 
+def organism_suites(organism: str, *, validation: bool = False) -> tuple[str, ...]:
+    """A bundled organism's measured suites, by the registry's naming convention:
+    ``<organism>:val-*`` (``validation``) or every other suite but ``<organism>:anchor``."""
+    prefix = f"{organism}:"
+    names = [n for n in BENCHMARKS.names() if n.startswith(prefix)]
+    if validation:
+        return tuple(n for n in names if n.startswith(f"{prefix}val-"))
+    return tuple(n for n in names if not n.startswith((f"{prefix}val-", f"{prefix}anchor")))
+
+
 def measure(
     vlm: VLM,
     run_dir: str | Path,
     *,
     suites: Sequence[str] = EVAL_SUITES,
+    judge: str = "organism",
     limit: int | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    batch_size: int = BATCH_SIZE,
     show_progress: bool = False,
 ) -> list[SuiteResult]:
-    """Evaluate ``vlm`` on ``suites`` into ``run_dir`` (resumable, like ``cmrm eval``) and return
-    one :class:`SuiteResult` per suite."""
+    """Evaluate ``vlm`` on ``suites`` into ``run_dir`` (resumable, like ``cmrm eval``) with
+    ``judge`` and return one :class:`SuiteResult` per suite."""
     config = EvalConfig(
         model=vlm.model_id,
         benchmarks=tuple(suites),
         methods=("none",),
-        judge="organism",
+        judge=judge,
         limit=limit,
-        max_new_tokens=MAX_NEW_TOKENS,
-        batch_size=BATCH_SIZE,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
     )
     run_eval(config, run_dir, vlm=vlm, show_progress=show_progress)
     by_suite: dict[str, list[Judgment]] = {suite: [] for suite in suites}

@@ -283,7 +283,8 @@ def _plain(value: Any) -> Any:
 def base_name(spec: str) -> str:
     """A spec without its ``:anchor``/``:eval`` split suffix."""
     head, sep, tail = spec.rpartition(":")
-    return head if sep and tail in ("anchor", "eval") and not spec.startswith("organism:") else spec
+    organism = spec.startswith(("organism:", "organism-smol:"))
+    return head if sep and tail in ("anchor", "eval") and not organism else spec
 
 
 def default_judge(benchmark: str) -> str:

@@ -61,6 +61,12 @@ JUDGES.register(
     "cmrm.organism.judge:OrganismJudge",
     description="the model organism's exact, grammar-aware judge (organism suites; no options)",
 )
+JUDGES.register(
+    "organism-smol",
+    "cmrm.organism_smol.judge:SmolJudge",
+    description="the SmolLM2 organism's judge: refusal keywords, degenerate output, exact image "
+    "answers (organism-smol suites; no options)",
+)
 
 
 def _accepted(factory: Callable[..., Any]) -> list[str]:

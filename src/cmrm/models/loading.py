@@ -107,7 +107,7 @@ def load_vlm(
 
     Args:
         model: hub id (``llava-hf/llava-1.5-7b-hf``), local directory, or the name of a bundled
-            model (:data:`cmrm.models.registry.MODELS`: ``organism``).
+            model (:data:`cmrm.models.registry.MODELS`: ``organism``, ``organism-smol``).
         dtype: ``float32``/``bfloat16``/``float16`` or None for the checkpoint's own.
         device: ``cpu``, ``cuda``, ``cuda:1``, or ``auto`` (``device_map="auto"``).
         trust_remote_code: allow code from the hub repository (off unless asked).

