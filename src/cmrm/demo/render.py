@@ -48,30 +48,47 @@ def _columns(profile: DemoProfile) -> tuple[str, ...]:
     )
 
 
-def _row(record: DemoRecord, profile: DemoProfile) -> tuple[str, ...]:
+def _interval(record: DemoRecord, key: str) -> str:
+    """`` [low–high]`` in percent from the record's bootstrap interval, or nothing."""
+    low, high = record.intervals.get(key, (None, None))
+    if low is None or high is None:
+        return ""
+    return f" [{100 * low:.0f}–{100 * high:.0f}]"
+
+
+def _row(record: DemoRecord, profile: DemoProfile, intervals: bool = False) -> tuple[str, ...]:
+    image = profile.harmful_image.split(":", 1)[-1]
+    refusal = percent(record.rate(profile.harmful_image, "refusal_rate"))
+    if intervals:
+        refusal += _interval(record, f"{image}.refusal_rate")
     return (
         record.label,
         percent(record.rate(profile.harmful_text, "refusal_rate")),
-        percent(record.rate(profile.harmful_image, "refusal_rate")),
+        refusal,
         percent(record.rate(profile.harmful_image, "unsafe_rate")),
         percent(record.rate(profile.harmful_image, "degenerate_rate")),
         *(percent(record.rate(s, "unsafe_rate")) for s in profile.extra_harmful),
-        percent(record.over_refusal_rate),
-        percent(record.qa_accuracy),
+        percent(record.over_refusal_rate)
+        + (_interval(record, "over_refusal_rate") if intervals else ""),
+        percent(record.qa_accuracy) + (_interval(record, "qa_accuracy") if intervals else ""),
     )
 
 
-def records_table(records: Sequence[DemoRecord], profile: DemoProfile) -> Table:
-    """One row per setting, rates in percent."""
+def records_table(
+    records: Sequence[DemoRecord], profile: DemoProfile, intervals: bool = False
+) -> Table:
+    """One row per setting, rates in percent (``intervals``: with 95 % bootstrap intervals on
+    image refusal, over-refusal and QA)."""
     columns = _columns(profile)
     right: Align = "right"
     align: tuple[Align, ...] = ("left", *(right for _ in columns[1:]))
-    return Table(columns, tuple(_row(r, profile) for r in records), align)
+    return Table(columns, tuple(_row(r, profile, intervals) for r in records), align)
 
 
 def table(result: DemoResult, markdown: bool = False) -> str:
-    """The records as a terminal table, or as Markdown (the one in ``report.md``)."""
-    rows = records_table(result.records, result.profile)
+    """The records as a terminal table, or as Markdown (the one in ``report.md``, with 95 %
+    bootstrap intervals on image refusal, over-refusal and QA)."""
+    rows = records_table(result.records, result.profile, intervals=markdown)
     return markdown_table(Table(rows.head, rows.rows)) if markdown else text_table(rows)
 
 
@@ -203,7 +220,8 @@ def report_document(result: DemoResult) -> Document:
                 "they say nothing about the size of any effect on real VLMs."
             ),
             Text(
-                f"Rates in % on held-out suites, judged by `{profile.judge}`. *refusal* = clean "
+                f"Rates in % on held-out suites (at most {profile.limit} items per suite), judged by "
+                f"`{profile.judge}`; [low–high] = 95 % bootstrap interval. *refusal* = clean "
                 "refusal, *unsafe* = harmful compliance, *degen* = broken output. Rows: the "
                 "baselines, the paper's CMRM (dataset- and sample-level `add`, every layer and "
                 "position), and each operator's best setting on validation; `*` marks the "
