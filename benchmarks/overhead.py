@@ -3,7 +3,8 @@
 Builds a random-weight LLaVA (Llama decoder; ~100M parameters by default, a LLaVA-1.5-7B shape
 with ``--shape 7b`` on a GPU), then times vanilla generation against dataset-level and
 sample-level steering (the latter includes its two extra prefill passes) with **every operator**
-(``add``, ``project``, ``norm-preserving``, ``gated``), for batch 1 and 8, with
+(``add``, ``project``, ``norm-preserving``, ``gated``, ``conditional`` — the last with a threshold
+that steers every row, its worst case), for batch 1 and 8, with
 ``--new-tokens`` greedy tokens (EOS disabled so every run generates the same number). Rounds are
 interleaved and the median is reported, so drifting machine load hits every variant alike.
 
@@ -81,7 +82,9 @@ def random_shift(vlm: VLM) -> ShiftVectors:
     layers = tuple(range(vlm.num_layers))
     vectors = 0.01 * torch.randn(vlm.num_layers, vlm.hidden_size)
     directions = torch.nn.functional.normalize(torch.randn(vlm.num_layers, vlm.hidden_size), dim=-1)
-    axes = SafetyAxes(layers, directions, torch.zeros(vlm.num_layers))
+    axes = SafetyAxes(
+        layers, directions, torch.zeros(vlm.num_layers), torch.full((vlm.num_layers,), -1e9)
+    )  # threshold below every state: conditional steers every row (its worst case)
     return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
