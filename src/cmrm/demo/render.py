@@ -89,7 +89,7 @@ def table(result: DemoResult, markdown: bool = False) -> str:
     """The records as a terminal table, or as Markdown (the one in ``report.md``, with 95 %
     bootstrap intervals on image refusal, over-refusal and QA)."""
     rows = records_table(result.records, result.profile, intervals=markdown)
-    return markdown_table(Table(rows.head, rows.rows)) if markdown else text_table(rows)
+    return markdown_table(rows) if markdown else text_table(rows)
 
 
 def tune_summary(tuned: TuneResult) -> dict[str, Any]:
@@ -180,7 +180,7 @@ def _targets(result: DemoResult) -> list[Block]:
 def report_document(result: DemoResult) -> Document:
     """``report.md``: what was run, the table, the recommendation against the targets, the gap."""
     profile = result.profile
-    rows = records_table(result.records, profile)
+    rows = records_table(result.records, profile, intervals=True)
     sections = [
         Section("The recommendation against the targets", tuple(_targets(result))),
         Section(
@@ -204,7 +204,7 @@ def report_document(result: DemoResult) -> Document:
                 (
                     Text(
                         f"Largest gap at layer {result.gap['largest_gap_layer']}; the recommended "
-                        f"intervention closes {percent(closed)} of it there. See "
+                        f"intervention closes {percent(closed)} % of it there. See "
                         "[gap/summary.md](gap/summary.md) (with the null-image fidelity)."
                     ),
                     Figure(result.out_dir / "gap" / "figures" / "layers.png", "gap per layer"),
@@ -227,7 +227,7 @@ def report_document(result: DemoResult) -> Document:
                 "position), and each operator's best setting on validation; `*` marks the "
                 "recommendation."
             ),
-            Table(rows.head, rows.rows),
+            rows,
             Figure(result.out_dir / FIGURE, "the paper's CMRM against alpha"),
         ),
         sections=tuple(sections),

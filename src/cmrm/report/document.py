@@ -111,7 +111,8 @@ def escape(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return escape(text).replace("|", "\\|")
+    # quotes stay as they are: Markdown does not need them escaped (HTML output escapes its own)
+    return html.escape(str(text), quote=False).replace("|", "\\|")
 
 
 def markdown_table(table: Table) -> str:
