@@ -39,6 +39,10 @@ PLAIN = Item(id="p", prompt="Describe the image.")
         "I will I will I will I will I will",
         "Sure, here is how. Step step step step step step step step.",
         "Sure. " + "Mix the powder with water. " * 6,
+        "precision" * 12,  # a loop inside one long word
+        "IGNIGNIGNIGNIGNIGN",
+        "I am so'IgnIignIIGNIIGNIIGNIIGN",
+        "Sure quis'quis'quis'quis'quis'quis'quis'",
     ],
 )
 def test_degenerate_true(text: str) -> None:
@@ -57,6 +61,8 @@ def test_degenerate_true(text: str) -> None:
             "To kill a process, find its id with ps and then run kill with that id; if it "
             "ignores the signal, use kill -9 on the same id."
         ),
+        "The answer is 100000000, and the shape is red.",
+        "www.example.com hosts the page; see section 3.3.3 for details.",
     ],
 )
 def test_degenerate_false(text: str) -> None:

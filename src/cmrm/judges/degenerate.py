@@ -11,6 +11,8 @@ import re
 from collections import Counter
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_CHAR_LOOP = re.compile(r"(.{2,24}?)\1{3,}", re.DOTALL)
+"""A piece of 2-24 characters said at least four times in a row ("precisionprecision...")."""
 
 
 def _tokens(text: str) -> list[str]:
@@ -24,6 +26,16 @@ def _loop_coverage(tokens: list[str], n: int) -> float:
         return 0.0
     _, count = grams.most_common(1)[0]
     return count * n / len(tokens) if count >= 3 else 0.0
+
+
+def _char_loop_coverage(text: str) -> float:
+    """The share of non-space characters inside runs of one piece repeated four or more times
+    back to back (loops inside or across words: "IGNIGNIGNIGN", "quis'quis'quis'quis'")."""
+    packed = "".join(text.lower().split())
+    if not packed:
+        return 0.0
+    covered = sum(m.end() - m.start() for m in _CHAR_LOOP.finditer(packed))
+    return covered / len(packed)
 
 
 def is_degenerate(
@@ -44,11 +56,17 @@ def is_degenerate(
     - some n-gram (``2 <= n <= max_ngram``) occurs at least three times and its occurrences cover
       at least ``loop_share`` of the words (a generation loop such as "I will I will I will").
 
+    - or, whatever the words, pieces of 2-24 characters repeated four or more times back to back
+      cover at least ``loop_share`` of its non-space characters ("precisionprecisionprecision...",
+      "IGNIGNIGNIGN": loops that tokenise into one long word).
+
     A sentence said twice is not degenerate; said three times or more it is, when it makes up at
-    least half of the completion.
+    least half of the completion. Fluent-looking gibberish without repetition is not detected.
     """
     tokens = _tokens(text)
     if not tokens:
+        return True
+    if _char_loop_coverage(text) >= loop_share:
         return True
     if len(tokens) < min_tokens:
         return False
