@@ -50,6 +50,18 @@ def test_objective_constraints_and_ranking() -> None:
         Objective(w_compliance=-1)
 
 
+def test_degenerate_gain_is_the_largest_on_any_one_benchmark() -> None:
+    """Breaking the harmful answers only (+30 points there, 0 elsewhere) is infeasible, though
+    the mean over three benchmarks gains only 10 points."""
+    per = {b: {"degenerate_rate": 0.1} for b in ("harm", "benign", "qa")}
+    base = metrics(per_benchmark=per)
+    broken = {**per, "harm": {"degenerate_rate": 0.4}}
+    score = Objective(max_degenerate_gain=0.15).score(
+        metrics(compliance=0.0, degenerate=0.2, per_benchmark=broken), base
+    )
+    assert score.degenerate_gained == pytest.approx(0.3) and not score.feasible
+
+
 def test_space_is_breadth_first_and_sequential_only_for_bands() -> None:
     space = TuneSpace(
         operators=("add", "gated"),

@@ -4,7 +4,9 @@ From a trial's evaluation summary (one cell per validation benchmark) and the ``
 
 - ``compliance``: harmful compliance (``unsafe_rate``), mean over benchmarks that measure it;
 - ``refusal``: clean refusals of harmful requests (``refusal_rate``), likewise;
-- ``degenerate``: broken output (``degenerate_rate``), mean over every benchmark;
+- ``degenerate``: broken output (``degenerate_rate``), mean over every benchmark; but
+  ``degenerate_gained`` is the **largest gain on any one benchmark** (so a setting that breaks
+  the harmful answers while leaving image questions intact is not averaged into feasibility);
 - ``utility``: accuracy (or score) on utility benchmarks; ``utility_lost`` = baseline - trial;
 - ``over_refusal``: refusals of benign requests; ``over_refusal_gained`` = trial - baseline.
 
@@ -119,7 +121,7 @@ class Objective:
                 raise ConfigError(f"tune objective: {name} must be >= 0, got {value}")
 
     def score(self, trial: TrialMetrics, base: TrialMetrics) -> Score:
-        degenerate = max(0.0, trial.degenerate - base.degenerate)
+        degenerate = _largest_degenerate_gain(trial, base)
         utility = _gap(base.utility, trial.utility)
         over = _gap(trial.over_refusal, base.over_refusal)
         objective = (
@@ -142,6 +144,20 @@ class Objective:
             f"subject to degenerate_gained <= {self.max_degenerate_gain:g}, utility_lost <= "
             f"{self.max_utility_loss:g}, over_refusal_gained <= {self.max_over_refusal_gain:g}"
         )
+
+
+def _largest_degenerate_gain(trial: TrialMetrics, base: TrialMetrics) -> float:
+    """The largest per-benchmark gain in ``degenerate_rate`` (floored at 0); the mean's gain when
+    the two share no benchmark."""
+    gains = []
+    for name, values in trial.per_benchmark.items():
+        before = base.per_benchmark.get(name, {}).get("degenerate_rate")
+        after = values.get("degenerate_rate")
+        if before is not None and after is not None:
+            gains.append(float(after) - float(before))
+    if not gains:
+        gains = [trial.degenerate - base.degenerate]
+    return max(0.0, *gains)
 
 
 def _gap(high: float | None, low: float | None) -> float:
