@@ -45,6 +45,9 @@ class SteeringState:
     cache: dict[tuple[int, str, torch.dtype], Tensor] = field(default_factory=dict)
     gates: dict[int, Tensor] = field(default_factory=dict)
     """Per layer, the rows a gating operator steers (decided in the prefill)."""
+    masks: dict[tuple[int, int, int, str], tuple[Tensor, bool]] = field(default_factory=dict)
+    """The current call's position mask on each device, and whether it selects anything: the
+    same for every steered layer of a call, so it is built once per call, not once per layer."""
 
 
 def _call_start(kwargs: dict[str, Any], input_ids: Tensor) -> int:
@@ -206,10 +209,16 @@ def steer(
                     "call vlm.model (or generate) so steer can see the prompt"
                 )
             batch, length = int(hidden.shape[0]), int(hidden.shape[1])
-            mask = state.layout.mask(pos, state.start, length, batch, generated)
-            if alpha == 0 or not bool(mask.any()):
+            key = (state.calls, batch, length, str(hidden.device))
+            if key not in state.masks:
+                built = state.layout.mask(pos, state.start, length, batch, generated)
+                state.masks = {
+                    **{k: v for k, v in state.masks.items() if k[0] == state.calls},
+                    key: (built.to(hidden.device), bool(built.any())),
+                }
+            mask, active = state.masks[key]
+            if alpha == 0 or not active:
                 return output
-            mask = mask.to(hidden.device)
             delta = vector(index, hidden)
             if delta.ndim == 1:
                 delta = delta.expand(batch, -1)
