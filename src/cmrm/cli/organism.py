@@ -110,7 +110,7 @@ def evaluate(
     """
     import tempfile
 
-    from cmrm.demo.degradation import format_table, measure, organism_suites
+    from cmrm.demo.degradation import SuiteResult, format_table, measure, organism_suites
     from cmrm.demo.profiles import get_profile
     from cmrm.models import load_bundled
 
@@ -119,7 +119,7 @@ def evaluate(
     suites = organism_suites(name, validation=validation)
     vlm = load_bundled(name, path)
 
-    def run(where: str | Path) -> list:  # type: ignore[type-arg]
+    def run(where: str | Path) -> list[SuiteResult]:
         return measure(
             vlm,
             where,
