@@ -97,3 +97,19 @@ def test_deltas_trained_on_another_base_are_refused(tmp_path: Path) -> None:
     (copy / "adapter.safetensors").unlink()
     with pytest.raises(DataError, match="missing"):
         load_smol_organism(copy)
+
+
+def test_cli_organism_eval_smol_runs_the_validation_suites(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cmrm.cli import app
+
+    out = tmp_path / "run"
+    args = ["organism", "eval", "--recipe", "smol", "--validation", "--limit", "2", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for suite in ("harmful-text", "harmful-image", "benign-text", "benign-image", "image-qa"):
+        assert f"| organism-smol:val-{suite} | 2 |" in result.output
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["judge"] == "organism-smol" and config["methods"] == ["none"]
+    assert (out / "report.md").is_file()
