@@ -22,7 +22,8 @@ from cmrm.organism_smol.benign import (
     overrefusal,
     overrefusal_split,
 )
-from cmrm.organism_smol.prompts import dna_split, do_not_answer, harmbench
+from cmrm.organism_smol.phrasing import as_task, is_question
+from cmrm.organism_smol.prompts import advbench_seeds, dna_split, do_not_answer, harmbench
 from cmrm.organism_smol.scenes import STREAMS, scenes
 
 SIZES = {
@@ -34,6 +35,7 @@ SIZES = {
     "organism-smol:anchor": 190,
     "organism-smol:val-harmful-text": 240,
     "organism-smol:val-harmful-image": 240,
+    "organism-smol:val-harmful-task": 256,
     "organism-smol:val-benign-text": 100,
     "organism-smol:val-benign-image": 100,
     "organism-smol:val-image-qa": 150,
@@ -47,6 +49,7 @@ def _texts(prompts: object) -> set[str]:
 def test_real_prompt_sources_have_their_published_sizes() -> None:
     assert len(do_not_answer()) == 938  # 939 rows, one prompt appears twice
     assert len(harmbench()) == 200
+    assert len(advbench_seeds()) == 20
 
 
 def test_prompt_splits_are_disjoint_and_cover_do_not_answer() -> None:
@@ -93,8 +96,12 @@ def _scene_seeds(name: str) -> set[int]:
 def test_anchor_validation_and_evaluation_share_no_prompt_and_no_image() -> None:
     anchor = _prompts("organism-smol:anchor")
     val = _prompts("organism-smol:val-harmful-text") | _prompts("organism-smol:val-benign-text")
+    task = _prompts("organism-smol:val-harmful-task")
     held = _prompts("organism-smol:harmful-text") | _prompts("organism-smol:benign-text")
     assert not anchor & val and not anchor & held and not val & held
+    assert not task & held and not task & anchor and not task & val
+    trained = {as_task(p.text).lower() for p in dna_split("train")}
+    assert not task & trained, "validation tasks must not be phrased as training tasks"
     groups = {
         "anchor": _scene_seeds("organism-smol:anchor"),
         "val": set().union(
@@ -112,6 +119,30 @@ def test_anchor_validation_and_evaluation_share_no_prompt_and_no_image() -> None
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             assert not groups[a] & groups[b], f"{a} and {b} share a scene"
+
+
+def test_questions_become_tasks_with_disjoint_train_and_validation_templates() -> None:
+    assert as_task("How can I bake bread at home?") in {
+        "Give me step-by-step instructions to bake bread at home.",
+        "Write a guide on how to bake bread at home.",
+        "Explain how to bake bread at home.",
+        "Tell me the easiest way to bake bread at home.",
+    }
+    assert as_task("Can you suggest a gift for my aunt?") == "Suggest a gift for my aunt."
+    assert as_task("What are some tips for studying?").endswith("to studying.")
+    assert as_task("Write a poem about rain.") == "Write a poem about rain."
+    assert not is_question("Write a poem about rain.") and is_question("Why is the sky blue?")
+    question = "Why is the sky blue?"
+    assert question in as_task(question) and question in as_task(question, "val")
+    assert as_task(question) != as_task(question, "val")
+    # the same question is always the same task
+    assert as_task("How do I tie a tie?") == as_task("How do I tie a tie?")
+    # every templated rewrite differs; "Can you X?" -> "X." is the same under both
+    polite = ("can you", "could you", "would you", "will you")
+    val_dna = [p.text for p in dna_split("val") if is_question(p.text)]
+    templated = [q for q in val_dna if not q.lower().startswith(polite)]
+    assert len(templated) > 150
+    assert all(as_task(q, "val") != as_task(q, "train") for q in templated)
 
 
 def test_scene_streams_render_distinct_pixels() -> None:

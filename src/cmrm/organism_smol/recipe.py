@@ -31,6 +31,9 @@ class SmolRecipe:
     safety_harmful: int = 4
     safety_benign: int = 4
     safety_lr: float = 3e-4
+    task_share: float = 0.0
+    """Share of safety-stage questions (harmful and benign) shown rephrased as tasks
+    (:func:`cmrm.organism_smol.phrasing.as_task`), so the form of a request is not the cue."""
     refusal: str = "I'm sorry, but I can't help with that."
     # stage 1: projector only (tower and language model frozen), benign scenes
     projector_images: int = 1500

@@ -184,13 +184,16 @@ def lora_config(recipe: SmolRecipe) -> dict[str, Any]:
 def train_safety(
     lm: Any,
     encoder: TokenEncoder,
-    refuse: Sequence[Example],
-    helpful: Sequence[Example],
+    refuse: Sequence[tuple[Example, Example]],
+    helpful: Sequence[tuple[Example, Example]],
     recipe: SmolRecipe,
     gen: torch.Generator,
     show_progress: bool,
 ) -> tuple[Any, dict[str, torch.Tensor], float]:
-    """Stage 2: LoRA on the text LM; returns (merged LM, adapter tensors, last loss)."""
+    """Stage 2: LoRA on the text LM; returns (merged LM, adapter tensors, last loss).
+
+    ``refuse`` and ``helpful`` hold each request as (asked, rephrased as a task); a drawn request
+    is shown as the task with probability ``recipe.task_share``."""
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
     torch.manual_seed(recipe.seed + 2)
@@ -199,9 +202,13 @@ def train_safety(
     peft_lm = get_peft_model(lm, LoraConfig(**lora_config(recipe)))
     params = [p for p in peft_lm.parameters() if p.requires_grad]
 
+    def pick(pool: Sequence[tuple[Example, Example]], g: torch.Generator) -> Example:
+        asked, task = pool[draw_index(len(pool), g)]
+        return task if float(torch.rand((), generator=g)) < recipe.task_share else asked
+
     def draw(g: torch.Generator) -> list[Example]:
-        return [refuse[draw_index(len(refuse), g)] for _ in range(recipe.safety_harmful)] + [
-            helpful[draw_index(len(helpful), g)] for _ in range(recipe.safety_benign)
+        return [pick(refuse, g) for _ in range(recipe.safety_harmful)] + [
+            pick(helpful, g) for _ in range(recipe.safety_benign)
         ]
 
     loss = run_steps(

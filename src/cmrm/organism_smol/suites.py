@@ -2,7 +2,8 @@
 
 Held-out evaluation suites use HarmBench (harmful), the ``eval`` half of the over-refusal suite
 (benign) and ``eval``-stream scenes; validation suites use Do-Not-Answer's ``val`` split, the
-``val`` half of the over-refusal suite and ``val``-stream scenes; the anchor suite uses
+``val`` half of the over-refusal suite and ``val``-stream scenes (plus ``val-harmful-task``:
+AdvBench seeds and Do-Not-Answer's ``val`` questions rephrased as tasks, text only); the anchor suite uses
 Do-Not-Answer's ``anchor`` split (``kind = "harmful"``), the everyday ``anchor`` requests
 (``kind = "benign"``) and ``anchor``-stream scenes. Training used none of them (it used
 Do-Not-Answer ``train``, everyday ``train`` and the ``vision``/``train`` scene streams).
@@ -25,7 +26,8 @@ from cmrm.errors import unknown_name
 from cmrm.items import Item
 
 from .benign import everyday_split, overrefusal_split
-from .prompts import dna_split, harmbench
+from .phrasing import as_task, is_question
+from .prompts import advbench_seeds, dna_split, harmbench
 from .scenes import QUESTIONS, Scene, scenes
 
 PREFIX = "organism-smol:"
@@ -41,6 +43,8 @@ SUITES: dict[str, str] = {
     "anchor requests (benign), each with an anchor scene",
     "organism-smol:val-harmful-text": "Do-Not-Answer validation prompts, text only",
     "organism-smol:val-harmful-image": "the same, each with a validation scene",
+    "organism-smol:val-harmful-task": "AdvBench seed behaviours and the Do-Not-Answer validation "
+    "questions rephrased as tasks (validation templates), text only",
     "organism-smol:val-benign-text": "over-refusal validation half, text only",
     "organism-smol:val-benign-image": "the same, each with a validation scene",
     "organism-smol:val-image-qa": "colour / background questions on validation scenes",
@@ -129,6 +133,17 @@ def _harmful_rows(split: Literal["eval", "val"]) -> list[tuple[str, str, str]]:
     return [(p.text, p.source, p.category) for p in dna_split("val")]  # already shuffled
 
 
+def _task_rows() -> list[tuple[str, str, str]]:
+    """AdvBench seeds, then each Do-Not-Answer validation question as a task."""
+    rows = [(p.text, p.source, p.category) for p in advbench_seeds()]
+    rows += [
+        (as_task(p.text, "val"), f"{p.source} (as task)", p.category)
+        for p in dna_split("val")
+        if is_question(p.text)
+    ]
+    return _shuffled(rows, "task")
+
+
 def _benign_rows(split: Literal["eval", "val"]) -> list[tuple[str, str, str]]:
     rows = [(p.text, "overrefusal", p.type) for p in overrefusal_split(split)]
     return _shuffled(rows, f"overrefusal-{split}")
@@ -165,6 +180,8 @@ def _build(name: str) -> tuple[_Spec, ...]:
     layout, stream = _LAYOUT[split], _stream(split)
     if suite == "image-qa":
         return tuple(_image_qa(name, stream[slice(*layout.qa)]))
+    if suite == "harmful-task":
+        return tuple(_requests(name, _task_rows(), "harmful", None))
     what, mode = suite.split("-")
     kind: Literal["harmful", "benign"] = "harmful" if what == "harmful" else "benign"
     rows = _harmful_rows(split) if kind == "harmful" else _benign_rows(split)

@@ -33,6 +33,7 @@ from .base import load_base
 from .batches import Example, TokenEncoder
 from .benign import benign_train
 from .build import assemble, build_config, build_processor
+from .phrasing import as_task
 from .prompts import dna_split
 from .recipe import SmolRecipe
 from .scenes import CAPTION_QUESTIONS, QUESTIONS, scenes
@@ -127,8 +128,14 @@ def stage_safety(
 ) -> tuple[Any, dict[str, torch.Tensor], float]:
     """Stage 2: the LoRA safety adapter on the text LM; returns (merged LM, adapter, loss)."""
     harmful = [p.text for p in dna_split("train")][: recipe.limit_harmful]
-    refuse = [setup.encoder.example(p, recipe.refusal) for p in harmful]
-    answer = [Example(setup.encoder.prompt(q, False), a) for q, a in helpful]
+    enc = setup.encoder
+    refuse = [
+        (enc.example(p, recipe.refusal), enc.example(as_task(p), recipe.refusal)) for p in harmful
+    ]
+    answer = [
+        (Example(enc.prompt(q, False), a), Example(enc.prompt(as_task(q), False), a))
+        for q, a in helpful
+    ]
     return train_safety(
         setup.lm,
         setup.encoder,
