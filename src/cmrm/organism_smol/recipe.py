@@ -24,14 +24,22 @@ class SmolRecipe:
     answer_tokens: int = 32
     answer_batch: int = 16
     # safety adapter: peft LoRA on the language model, text only
-    lora_rank: int = 8
-    lora_alpha: int = 16
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
-    safety_steps: int = 120
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_targets: tuple[str, ...] = (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
+    safety_steps: int = 200
     safety_harmful: int = 4
     safety_benign: int = 4
-    safety_lr: float = 3e-4
-    task_share: float = 0.0
+    safety_lr: float = 1e-3
+    task_share: float = 0.5
     """Share of safety-stage questions (harmful and benign) shown rephrased as tasks
     (:func:`cmrm.organism_smol.phrasing.as_task`), so the form of a request is not the cue."""
     refusal: str = "I'm sorry, but I can't help with that."
