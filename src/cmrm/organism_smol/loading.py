@@ -4,7 +4,8 @@ A delta directory holds (all written atomically; safetensors and JSON only):
 
 - ``organism.json``: format, the base GGUF file's size and SHA-256, the tower's sizes, the image
   token, the chat template and the LoRA configuration;
-- ``adapter.safetensors``: the safety adapter (peft LoRA tensors, peft's key names);
+- ``adapter.safetensors``: the safety adapter (peft LoRA tensors, peft's key names; float16,
+  merged into the float32 language model on load);
 - ``vision.safetensors``: the vision tower (``vision_tower.*``) and projector
   (``multi_modal_projector.*``);
 - ``recipe.json``: the recipe's knobs, library versions, stage timings and final losses;
@@ -37,6 +38,8 @@ SMOL_DIR = Path(__file__).resolve().parent / "weights"
 """The shipped deltas (seed 0)."""
 FORMAT = "cmrm-organism-smol"
 FORMAT_VERSION = 1
+ADAPTER_DTYPE = torch.float16
+"""The adapter is stored in half precision (half the size; merged into the float32 LM on load)."""
 FILES = ("organism.json", "adapter.safetensors", "vision.safetensors")
 
 
@@ -52,7 +55,7 @@ def save_smol(trained: Any, recipe: SmolRecipe, out: str | Path) -> Path:
         for k, v in model.model.multi_modal_projector.state_dict().items()
     }
     with atomic_path(out / "adapter.safetensors") as tmp:
-        save_file(_plain(trained.adapter), str(tmp), metadata={"format": "pt"})
+        save_file(_plain(trained.adapter, ADAPTER_DTYPE), str(tmp), metadata={"format": "pt"})
     with atomic_path(out / "vision.safetensors") as tmp:
         save_file(_plain(vision), str(tmp), metadata={"format": "pt"})
     write_json_atomic(
@@ -80,8 +83,10 @@ def save_smol(trained: Any, recipe: SmolRecipe, out: str | Path) -> Path:
     return out
 
 
-def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to(torch.float32).contiguous() for k, v in state.items()}
+def _plain(
+    state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to(dtype).contiguous() for k, v in state.items()}
 
 
 def _versions() -> dict[str, str]:
