@@ -42,7 +42,7 @@ def test_quick_smol_training_writes_loadable_deltas_deterministically(tmp_path: 
 
 @pytest.mark.slow
 def test_the_recipe_reproduces_the_shipped_deltas(tmp_path: Path) -> None:
-    """The full recipe (about 30 CPU-minutes on one thread) gives the shipped tensors bit for bit
+    """The full recipe (about 45 CPU-minutes on one thread) gives the shipped tensors bit for bit
     on the software and CPU they were trained with (recipe.json records the versions)."""
     result = CliRunner().invoke(
         app, ["organism", "train", "--recipe", "smol", "-o", str(tmp_path), "--seed", "0"]

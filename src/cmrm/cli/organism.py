@@ -50,8 +50,8 @@ def train(
     ] = False,
     recipe: RecipeOpt = Recipe.tiny,
 ) -> None:
-    """Train an organism (tiny: about 7 minutes on one CPU thread; smol: about 30 minutes on
-    two cores, see docs/organism-smol.md)."""
+    """Train an organism (tiny: about 7 minutes on one CPU thread; smol: about 45 minutes on
+    one thread, see docs/organism-smol.md)."""
     from cmrm.checks import check_output_dir
 
     check_output_dir(output, "organism folder")
