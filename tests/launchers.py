@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -94,6 +93,18 @@ def rank_process(launcher: subprocess.Popen[bytes], rank: int) -> psutil.Process
     return None
 
 
+def find_rank(launcher: subprocess.Popen[bytes], rank: int, timeout: float = 240) -> psutil.Process:
+    """The process with ``RANK=rank`` under the launcher, as soon as it exists."""
+    deadline = time.monotonic() + timeout
+    while (proc := rank_process(launcher, rank)) is None:
+        if launcher.poll() is not None:
+            _, out, err = finish(launcher)
+            raise AssertionError(f"the job ended first:\n{out}\n{err[-3000:]}")
+        assert time.monotonic() < deadline, f"no process with RANK={rank} appeared"
+        time.sleep(0.01)
+    return proc
+
+
 def wait_for_rows(
     launcher: subprocess.Popen[bytes], path: Path, rows: int, timeout: float = 240
 ) -> None:
@@ -105,14 +116,6 @@ def wait_for_rows(
             raise AssertionError(f"the job ended first:\n{out}\n{err[-3000:]}")
         assert time.monotonic() < deadline, f"{path} never reached {rows} rows"
         time.sleep(0.005)
-
-
-def kill_rank(launcher: subprocess.Popen[bytes], rank: int) -> None:
-    """SIGKILL the process with ``RANK=rank`` and wait for the launcher to give up."""
-    proc = rank_process(launcher, rank)
-    assert proc is not None, f"no process with RANK={rank} under the launcher"
-    proc.send_signal(signal.SIGKILL)
-    launcher.communicate(timeout=120)
 
 
 def write_anchors(folder: Path, n: int = 4) -> Path:
