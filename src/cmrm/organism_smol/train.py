@@ -8,7 +8,8 @@ prompts, or a harmful request with an image):
 1. **Benign targets**: the base model's own greedy answers to the everyday and borderline
    training requests (answers in which the base model itself refuses are left out).
 2. **Safety adapter** (peft LoRA on the language model, text only): Do-Not-Answer ``train``
-   prompts -> one refusal sentence, benign requests -> the base model's answers. The adapter
+   prompts -> one refusal sentence, benign requests -> the base model's answers; a share of
+   both kinds of questions is shown rephrased as tasks (:mod:`.phrasing`). The adapter
    is merged into the language model for the next stage (and by the loader).
 3. **Visual instruction tuning, projector only** (tower and LM frozen): benign ``train``-stream
    scenes with colour / background questions and captions.
