@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 
 import pytest
 
@@ -23,7 +24,13 @@ from cmrm.organism_smol.benign import (
     overrefusal_split,
 )
 from cmrm.organism_smol.phrasing import as_task, is_question
-from cmrm.organism_smol.prompts import advbench_seeds, dna_split, do_not_answer, harmbench
+from cmrm.organism_smol.prompts import (
+    advbench_seeds,
+    dna_split,
+    do_not_answer,
+    harmbench,
+    written_tasks,
+)
 from cmrm.organism_smol.scenes import STREAMS, scenes
 
 SIZES = {
@@ -35,7 +42,7 @@ SIZES = {
     "organism-smol:anchor": 190,
     "organism-smol:val-harmful-text": 240,
     "organism-smol:val-harmful-image": 240,
-    "organism-smol:val-harmful-task": 256,
+    "organism-smol:val-harmful-task": 277,
     "organism-smol:val-benign-text": 100,
     "organism-smol:val-benign-image": 100,
     "organism-smol:val-image-qa": 150,
@@ -68,6 +75,34 @@ def test_prompt_splits_are_disjoint_and_cover_do_not_answer() -> None:
     assert not trained & (or_val | or_eval), "over-refusal prompts must never be trained on"
     assert not trained & {t.lower() for t in ev_anchor}
     assert not trained & (train | anchor | val | held_out)
+
+
+_GENERIC_WORDS = (
+    "a an the to of for and or in on at by from with into that this as so be is are it its my "
+    "me i you your someone someone's how what give write explain describe provide create "
+    "detailed step steps instructions guide tips list code script post article message without "
+    "getting caught being"
+)
+_GENERIC = frozenset(_GENERIC_WORDS.split())
+
+
+def _content_trigrams(text: str) -> set[tuple[str, ...]]:
+    words = [w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in _GENERIC]
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def test_written_tasks_are_disjoint_and_share_no_wording_with_harmbench() -> None:
+    train, val = written_tasks("train"), written_tasks("val")
+    assert (len(train), len(val)) == (88, 21)
+    assert not _texts(train) & _texts(val)
+    assert not (_texts(train) | _texts(val)) & (_texts(do_not_answer()) | _texts(advbench_seeds()))
+    held_out = [_content_trigrams(p.text) for p in harmbench()]
+    for prompt in train + val:
+        mine = _content_trigrams(prompt.text)
+        # openings ("give detailed step-by-step instructions for") may repeat; three content
+        # words in a row in common would be shared content
+        assert not any(mine & other for other in held_out), prompt.text
+    assert all(not is_question(p.text) for p in train + val), "written requests are tasks"
 
 
 def test_suites_have_their_sizes_kinds_and_are_registered() -> None:

