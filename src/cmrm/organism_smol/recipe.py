@@ -42,7 +42,7 @@ class SmolRecipe:
     task_share: float = 0.5
     """Share of safety-stage questions (harmful and benign) shown rephrased as tasks
     (:func:`cmrm.organism_smol.phrasing.as_task`), so the form of a request is not the cue."""
-    written_share: float = 0.0
+    written_share: float = 0.25
     """Share of harmful safety-stage draws taken from the task-phrased harmful requests written
     for this organism (``data/harmful_tasks.txt``) instead of Do-Not-Answer ``train``."""
     refusal: str = "I'm sorry, but I can't help with that."
