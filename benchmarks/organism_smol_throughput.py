@@ -1,6 +1,6 @@
 """Generation throughput of the SmolLM2 organism: items per second, greedy, batch 8.
 
-Times :func:`cmrm.generate.generate_items` (no steering) on the first ``--items`` items of a
+Times :func:`cmrm.generation.generate.generate_items` (no steering) on the first ``--items`` items of a
 validation suite with images and of its text-only twin, after one warm-up batch, for each thread
 count given. Load time is reported separately.
 
@@ -15,8 +15,8 @@ import time
 import torch
 
 from cmrm import load_vlm
-from cmrm.generate import GenerationOptions, generate_items
-from cmrm.organism_smol import load_suite
+from cmrm.generation.generate import GenerationOptions, generate_items
+from cmrm.organisms.smol import load_suite
 
 
 def main() -> None:

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 
 from cmrm import calibrate, load_vlm
-from cmrm.capture import capture_states
-from cmrm.generate import GenerationOptions, generate_items
+from cmrm.calibration.capture import capture_states
+from cmrm.generation.generate import GenerationOptions, generate_items
 from cmrm.interventions import Intervention
-from cmrm.organism import OrganismJudge, load_suite
+from cmrm.organisms.toy import OrganismJudge, load_suite
 
 
 def rates(

@@ -27,12 +27,12 @@ from transformers import AutoConfig, AutoModelForImageTextToText
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cmrm.axes import SafetyAxes
-from cmrm.generate import GenerationOptions, generate_batch
+from cmrm.calibration.axes import SafetyAxes
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
+from cmrm.generation.generate import GenerationOptions, generate_batch
 from cmrm.interventions import Intervention
+from cmrm.interventions.operators import operator_names
 from cmrm.models import VLM, from_model
-from cmrm.operators import operator_names
-from cmrm.shift import ShiftMeta, ShiftVectors
 from tests.tiny_models import SPECIALS, VISION, llava_processor
 
 SHAPES: dict[str, dict[str, Any]] = {

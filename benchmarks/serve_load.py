@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from overhead import build, random_shift
 
+from cmrm.calibration.estimate import calibrate
 from cmrm.data import load_items
-from cmrm.estimate import calibrate
 from cmrm.models import load_vlm
 from tests.serving import data_url
 

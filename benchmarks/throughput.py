@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from cmrm import distributed
-from cmrm.generate import GenerationOptions, generate_items
-from cmrm.items import Item
+from cmrm.base import distributed
+from cmrm.data.items import Item
+from cmrm.generation.generate import GenerationOptions, generate_items
 from cmrm.models import load_vlm
-from cmrm.organism.suites import load_suite
+from cmrm.organisms.toy.suites import load_suite
 
 HERE = Path(__file__).resolve()
 BIN = Path(sys.executable).parent

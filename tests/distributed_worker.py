@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from cmrm import distributed
+from cmrm.base import distributed
+from cmrm.base.errors import ConfigError
 from cmrm.cli import app
-from cmrm.errors import ConfigError
 
 
 def main(out: Path, anchors: Path) -> None:

@@ -12,13 +12,13 @@ from typing import Any
 import openai
 from PIL import Image
 
+from cmrm.calibration.estimate import calibrate
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.data import load_items
-from cmrm.estimate import calibrate
 from cmrm.models import VLM, load_vlm
 from cmrm.serve import ServerConfig
 from cmrm.serve.app import create_app
 from cmrm.serve.server import running_server
-from cmrm.shift import ShiftVectors
 
 
 def organism_and_shift() -> tuple[VLM, ShiftVectors]:

@@ -14,13 +14,13 @@ from PIL import Image
 
 from cmrm.analysis import gap as gap_module
 from cmrm.analysis.gap import STEERED, run_gap
-from cmrm.errors import CmrmError, IncompatibleShiftError
-from cmrm.estimate import calibrate
-from cmrm.images import NullImage
+from cmrm.base.errors import CmrmError, IncompatibleShiftError
+from cmrm.calibration.estimate import calibrate
+from cmrm.calibration.shift import ShiftVectors
+from cmrm.data.images import NullImage
+from cmrm.data.items import Item
 from cmrm.interventions import Intervention
-from cmrm.items import Item
 from cmrm.models import VLM
-from cmrm.shift import ShiftVectors
 
 WORDS = [f"w{i}" for i in range(80)]
 

@@ -18,7 +18,7 @@ from cmrm.analysis.metrics import (
     spread,
 )
 from cmrm.analysis.results import GapReport
-from cmrm.errors import CmrmError
+from cmrm.base.errors import CmrmError
 
 HIDDEN = 16
 

@@ -12,7 +12,7 @@ from cmrm.analysis.accumulator import GapAccumulator
 from cmrm.analysis.plots import DPI, plot_layers, plot_pca, styles
 from cmrm.analysis.results import GapReport
 from cmrm.analysis.summary import summary_markdown
-from cmrm.errors import CmrmError
+from cmrm.base.errors import CmrmError
 
 LAYERS, N, HIDDEN = 6, 40, 12
 

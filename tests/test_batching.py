@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 import torch
 
-from cmrm.batching import (
+from cmrm.base.errors import CmrmError, ConfigError
+from cmrm.data.images import load_image
+from cmrm.evaluation import EvalConfig
+from cmrm.generation.batching import (
     CPU_DEFAULT,
     length_key,
     length_order,
@@ -16,13 +19,10 @@ from cmrm.batching import (
     resolve_batch_size,
     run_batches,
 )
-from cmrm.errors import CmrmError, ConfigError
-from cmrm.evaluation import EvalConfig
-from cmrm.generate import GenerationOptions, generate_batch, generate_items
-from cmrm.images import load_image
+from cmrm.generation.generate import GenerationOptions, generate_batch, generate_items
 from cmrm.interventions import Intervention
 from cmrm.models import load_vlm
-from cmrm.organism.suites import load_suite
+from cmrm.organisms.toy.suites import load_suite
 
 
 def test_length_sorted_batches_answer_like_unsorted_ones() -> None:
@@ -69,7 +69,7 @@ def test_run_batches_returns_rows_in_batches_with_their_results() -> None:
 
 
 def test_auto_on_cpu_is_a_fixed_default(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="cmrm.batching"):
+    with caplog.at_level(logging.INFO, logger="cmrm.generation.batching"):
         assert resolve_batch_size("auto", "cpu") == CPU_DEFAULT
     assert "CPU default" in caplog.text
     assert resolve_batch_size(3, "cpu") == 3
@@ -96,7 +96,7 @@ def test_auto_backs_off_on_out_of_memory_without_losing_rows(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     calls: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="cmrm.batching"):
+    with caplog.at_level(logging.WARNING, logger="cmrm.generation.batching"):
         out = list(run_batches(list(range(100)), "auto", _fits(5, calls), device="cuda"))
     assert [x for _, results in out for x in results] == [2 * x for x in range(100)]
     assert calls[:5] == [64, 32, 16, 8, 4] and set(calls[5:]) <= {4}

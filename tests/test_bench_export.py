@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from cmrm.base.errors import DataError
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.cli import app
 from cmrm.data import get_benchmark, load_items
-from cmrm.errors import DataError
-from cmrm.images import load_image
-from cmrm.items import Item, read_jsonl, write_jsonl
-from cmrm.shift import ShiftVectors
+from cmrm.data.images import load_image
+from cmrm.data.items import Item, read_jsonl, write_jsonl
 
 FIX = Path(__file__).parent / "fixtures" / "benchmarks"
 runner = CliRunner()

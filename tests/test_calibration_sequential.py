@@ -8,14 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cmrm.capture import capture_states
-from cmrm.errors import IncompatibleShiftError
-from cmrm.estimate import calibrate
-from cmrm.images import NullImage
+from cmrm.base.errors import IncompatibleShiftError
+from cmrm.calibration.capture import capture_states
+from cmrm.calibration.estimate import calibrate
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
+from cmrm.data.images import NullImage
+from cmrm.data.items import Item
 from cmrm.interventions.steering import steer
-from cmrm.items import Item
 from cmrm.models import VLM
-from cmrm.shift import ShiftVectors
 
 
 def anchors() -> list[Item]:
@@ -93,3 +93,50 @@ def test_no_axes_without_both_kinds(vlm: VLM) -> None:
         steer(vlm, shift, operator="project"),
     ):
         pass
+
+
+def reference_sequential(
+    vlm: VLM, items: list[Item], layers: tuple[int, ...], alpha: float, positions: str
+) -> torch.Tensor:
+    """The O(layers²) definition, written out: one pass per layer over the anchors, each with
+    the earlier layers steered through :func:`steer` (the algorithm cmrm used before)."""
+    text = capture_states(vlm, [i.prompt for i in items], [None] * len(items), layers=list(layers))
+    nulls = [NullImage().like(item.image, vlm.image_mean) for item in items]  # type: ignore[arg-type]
+    vectors: list[torch.Tensor] = []
+    for i, layer in enumerate(layers):
+        if vectors:
+            meta = ShiftMeta(
+                source_model=vlm.model_id,
+                model_type=vlm.model_type,
+                hidden_size=vlm.hidden_size,
+                num_layers=vlm.num_layers,
+            )
+            done = ShiftVectors(layers=layers[:i], vectors=torch.stack(vectors), meta=meta)
+            with steer(vlm, done, alpha=alpha, positions=positions):
+                state = capture_states(vlm, [it.prompt for it in items], nulls, layers=[layer])
+        else:
+            state = capture_states(vlm, [it.prompt for it in items], nulls, layers=[layer])
+        vectors.append(text[i].mean(dim=0) - state[0].mean(dim=0))
+    return torch.stack(vectors)
+
+
+@pytest.mark.parametrize(
+    ("layers", "alpha", "positions"),
+    [(None, 1.0, "all"), ((0, 2), 0.5, "text"), ((1,), 1.0, "last")],
+)
+def test_one_pass_sequential_equals_the_per_layer_definition(
+    vlm: VLM, layers: tuple[int, ...] | None, alpha: float, positions: str
+) -> None:
+    items = anchors()
+    chosen = tuple(range(vlm.num_layers)) if layers is None else layers
+    shift = calibrate(
+        vlm,
+        items,
+        layers=list(chosen),
+        sequential=True,
+        calibration_alpha=alpha,
+        positions=positions,
+        batch_size=4,
+    )
+    expected = reference_sequential(vlm, items, chosen, alpha, positions)
+    torch.testing.assert_close(shift.vectors, expected, rtol=1e-4, atol=1e-5)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.cli import app
 from cmrm.export.bias import export_hf_bias
 from cmrm.export.endpoint import Answer, distance
 from cmrm.models import VLM, load_vlm
 from cmrm.serve import ServedIntervention, ServerConfig
-from cmrm.shift import ShiftVectors
 
 from .serving import organism_and_shift, serving
 

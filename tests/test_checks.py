@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmrm.checks import (
+from cmrm.base.errors import ConfigError, DataError, LayerResolutionError, UnknownNameError
+from cmrm.base.keyvalue import parse_assignments, split_assignment, typed_value
+from cmrm.data import get_benchmark, list_benchmarks, load_items, parse_spec
+from cmrm.data.items import Item
+from cmrm.evaluation.options import build_config, canonical_spec, parse_options
+from cmrm.models import VLM
+from cmrm.models.checks import (
     DeviceError,
     check_items,
     check_items_fit,
@@ -17,13 +23,7 @@ from cmrm.checks import (
     check_prompt_fits,
     resolve_device,
 )
-from cmrm.data import get_benchmark, list_benchmarks, load_items, parse_spec
-from cmrm.errors import ConfigError, DataError, LayerResolutionError, UnknownNameError
-from cmrm.evaluation.options import build_config, canonical_spec, parse_options
-from cmrm.items import Item
-from cmrm.keyvalue import parse_assignments, split_assignment, typed_value
-from cmrm.layers import locate_decoder_layers, parse_layer_spec
-from cmrm.models import VLM
+from cmrm.models.layers import locate_decoder_layers, parse_layer_spec
 
 from .tiny_models import tiny_llava
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.cli import app
-from cmrm.shift import ShiftVectors
 
 runner = CliRunner()
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from cmrm.base.errors import DataError
 from cmrm.data import get_benchmark
-from cmrm.errors import DataError
-from cmrm.images import load_image
+from cmrm.data.images import load_image
 
 FIX = Path(__file__).parent / "fixtures" / "benchmarks"
 

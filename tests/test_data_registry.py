@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cmrm.base.errors import DataError, UnknownNameError
 from cmrm.data import fetch, get_benchmark, list_benchmarks, load_items, split_items
-from cmrm.errors import DataError, UnknownNameError
-from cmrm.items import Item
+from cmrm.data.items import Item
 
 FIX = Path(__file__).parent / "fixtures" / "benchmarks"
 UPSTREAM = [
@@ -109,9 +109,9 @@ def test_organism_suites_resolve_lazily(monkeypatch: pytest.MonkeyPatch) -> None
         calls.append((name, limit))
         return [Item(id=f"s{n}", prompt=f"synthetic {n}") for n in range(limit or 10)]
 
-    fake = types.ModuleType("cmrm.organism.suites")
+    fake = types.ModuleType("cmrm.organisms.toy.suites")
     fake.load_suite = load_suite  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cmrm.organism.suites", fake)
+    monkeypatch.setitem(sys.modules, "cmrm.organisms.toy.suites", fake)
     assert len(load_items("organism:harmful-text", limit=3)) == 3
     assert calls == [("organism:harmful-text", 3)]
     anchor = load_items("organism:anchor:anchor", limit=1)  # a split loads the whole suite

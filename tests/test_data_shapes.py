@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from cmrm.base.errors import DataError
 from cmrm.data import get_benchmark
+from cmrm.data.images import load_image
 from cmrm.data.utility import parse_llava_question
-from cmrm.errors import DataError
-from cmrm.images import load_image
 
 BOM = "\ufeff"
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from cmrm.base.errors import CmrmError
 from cmrm.cli import app
 from cmrm.demo import DemoConfig, get_profile, run_demo
 from cmrm.demo.records import DemoRecord, check_targets, mark_recommended
-from cmrm.errors import CmrmError
-from cmrm.organism import QUICK, train_organism
-from cmrm.organism.loading import save_organism
+from cmrm.organisms.toy import QUICK, train_organism
+from cmrm.organisms.toy.loading import save_organism
 
 ARGS = ["--limit", "6", "--val-limit", "6", "--anchor-limit", "12", "--budget", "4"]
 

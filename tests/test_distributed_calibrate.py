@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cmrm.distributed import SINGLE, World
-from cmrm.errors import ConfigError
-from cmrm.estimate import calibrate
-from cmrm.images import NullImage
-from cmrm.items import read_jsonl
+from cmrm.base.distributed import SINGLE, World
+from cmrm.base.errors import ConfigError
+from cmrm.calibration.estimate import calibrate
+from cmrm.calibration.reduction import Partial, combine, reduce_partial, shard_batches
+from cmrm.calibration.shift import ShiftVectors
+from cmrm.data.images import NullImage
+from cmrm.data.items import read_jsonl
 from cmrm.models import load_vlm
-from cmrm.reduction import Partial, combine, reduce_partial, shard_batches
-from cmrm.shift import ShiftVectors
 
 from . import launchers as L
 

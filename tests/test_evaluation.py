@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cmrm.errors import ConfigError, DataError
+from cmrm.base.errors import ConfigError, DataError
+from cmrm.data.images import NullImage
+from cmrm.data.items import Item
 from cmrm.evaluation import (
     PAPER_ALPHAS,
     Cell,
@@ -23,8 +25,6 @@ from cmrm.evaluation import (
     read_rows,
     recover_tail,
 )
-from cmrm.images import NullImage
-from cmrm.items import Item
 
 from . import test_evaluation_fakes as fakes
 

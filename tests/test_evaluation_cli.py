@@ -11,8 +11,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cmrm.cli.evaluate  # noqa: F401  (registers eval and report)
+from cmrm.base.errors import ConfigError
 from cmrm.cli.app import app
-from cmrm.errors import ConfigError
 from cmrm.evaluation.options import build_config, parse_keyed, parse_options
 
 

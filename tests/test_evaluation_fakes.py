@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from cmrm.errors import UnknownNameError
+from cmrm.base.errors import UnknownNameError
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
+from cmrm.data.items import Item
 from cmrm.evaluation import EvalConfig, run_eval
-from cmrm.items import Item
+from cmrm.generation.methods import Method
 from cmrm.judges.judgment import Judgment
-from cmrm.methods import Method
-from cmrm.shift import ShiftMeta, ShiftVectors
 
 
 def _items(prefix: str, n: int, kind: str) -> list[Item]:

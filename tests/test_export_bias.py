@@ -18,13 +18,13 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForImageTextToText
 from typer.testing import CliRunner
 
+from cmrm.base.errors import CmrmError, UnsupportedModelError
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
 from cmrm.cli import app
-from cmrm.errors import CmrmError, UnsupportedModelError
 from cmrm.export.bias import EXACT_FAMILIES, bake_bias, bias_refusal, export_hf_bias
 from cmrm.interventions.steering import steer
 from cmrm.models import VLM, from_model, load_vlm
 from cmrm.models.families import FAMILIES
-from cmrm.shift import ShiftMeta, ShiftVectors
 
 from .tiny_families import build_llava_next, tiny_vlm
 

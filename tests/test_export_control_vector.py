@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from cmrm.base.errors import CmrmError
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
 from cmrm.cli import app
-from cmrm.errors import CmrmError
 from cmrm.export.control_vector import layer0_fraction, llama_cpp_commands, write_control_vector
-from cmrm.shift import ShiftMeta, ShiftVectors
 
 runner = CliRunner()
 

@@ -14,14 +14,14 @@ from PIL import Image
 from torch import Tensor
 from transformers import AutoConfig, AutoModelForImageTextToText
 
-from cmrm.capture import capture_states
-from cmrm.errors import UnsupportedModelError
-from cmrm.generate import GenerationOptions, generate_batch
-from cmrm.hooks import HookSet, hook_snapshot
+from cmrm.base.errors import UnsupportedModelError
+from cmrm.calibration.capture import capture_states
+from cmrm.generation.generate import GenerationOptions, generate_batch
 from cmrm.interventions import Intervention
+from cmrm.interventions.operators import operator_names
 from cmrm.interventions.steering import steer
 from cmrm.models import FAMILIES, VLM, Batch, from_model
-from cmrm.operators import operator_names
+from cmrm.models.hooks import HookSet, hook_snapshot
 
 from .test_steer import Recorder, random_shift, reference_operator
 from .tiny_families import FAMILY_BUILDERS, PLACEHOLDERS, tiny_vlm

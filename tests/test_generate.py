@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from cmrm.baselines import Baseline
-from cmrm.errors import CmrmError, DataError
-from cmrm.estimate import calibrate
-from cmrm.generate import GenerationOptions, generate_batch, generate_items
+from cmrm.base.errors import CmrmError, DataError
+from cmrm.calibration.estimate import calibrate
+from cmrm.calibration.shift import ShiftVectors
+from cmrm.data.items import Item
+from cmrm.generation.baselines import Baseline
+from cmrm.generation.generate import GenerationOptions, generate_batch, generate_items
+from cmrm.generation.methods import Method, generate_method
 from cmrm.interventions import Intervention
-from cmrm.items import Item
-from cmrm.methods import Method, generate_method
+from cmrm.interventions.operators import operator_names
 from cmrm.models import VLM
-from cmrm.operators import operator_names
-from cmrm.shift import ShiftVectors
 
 PROMPTS = ["w1 w2 w3 w4 w5", "w6", "w7 w8", "w9 w10 w11"]
 
@@ -91,7 +91,7 @@ def test_adashield_prepends_its_prompt(vlm: VLM, image: Image.Image) -> None:
 
 
 def test_ecso_answers_from_a_caption_without_the_image(vlm: VLM, image: Image.Image) -> None:
-    from cmrm.baselines import ECSO_ANSWER, ECSO_CAPTION
+    from cmrm.generation.baselines import ECSO_ANSWER, ECSO_CAPTION
 
     options = GenerationOptions(max_new_tokens=5)
     items = [Item(id="a", prompt="w1 w2", image=image), Item(id="b", prompt="w3", image=None)]

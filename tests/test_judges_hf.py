@@ -15,8 +15,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from cmrm.errors import ConfigError, DataError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError, DataError
+from cmrm.data.items import Item
 from cmrm.judges import HFBackend, JudgeBackendError, get_judge
 from cmrm.judges.reference import ReferenceJudge
 

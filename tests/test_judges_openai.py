@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cmrm.errors import ConfigError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError
+from cmrm.data.items import Item
 from cmrm.judges import JudgeBackendError, get_judge
 
 Reply = tuple[int, str]  # (HTTP status, assistant text or error message)

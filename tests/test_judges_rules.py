@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cmrm.errors import ConfigError, DataError, UnknownNameError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError, DataError, UnknownNameError
+from cmrm.data.items import Item
 from cmrm.judges import (
     Judge,
     Judgment,

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from torch import nn
 
-from cmrm.errors import DataError, LayerResolutionError, UnsupportedModelError
-from cmrm.images import NullImage, load_image
-from cmrm.items import Item, read_jsonl
-from cmrm.layers import locate_decoder_layers, parse_layer_spec
+from cmrm.base.errors import DataError, LayerResolutionError, UnsupportedModelError
+from cmrm.data.images import NullImage, load_image
+from cmrm.data.items import Item, read_jsonl
 from cmrm.models import family_for
+from cmrm.models.layers import locate_decoder_layers, parse_layer_spec
 
 from .tiny_models import tiny_llava
 

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 import torch
 
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
 from cmrm.export.control_vector import write_control_vector
-from cmrm.shift import ShiftMeta, ShiftVectors
 
 BIN = os.environ.get("CMRM_LLAMA_CPP_BIN")
 pytestmark = pytest.mark.skipif(

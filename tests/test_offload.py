@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from cmrm.capture import capture_states
+from cmrm.base.errors import ConfigError
+from cmrm.calibration.capture import capture_states
+from cmrm.calibration.estimate import calibrate
 from cmrm.cli import app
-from cmrm.errors import ConfigError
-from cmrm.estimate import calibrate
-from cmrm.generate import GenerationOptions, generate_items
+from cmrm.data.items import Item
+from cmrm.generation.generate import GenerationOptions, generate_items
 from cmrm.interventions import Intervention
-from cmrm.items import Item
 from cmrm.models import load_vlm
 from cmrm.models.placement import Placement, parse_max_memory, rank_gpus
 

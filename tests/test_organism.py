@@ -11,22 +11,22 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import cmrm.cli.organism  # noqa: F401  (registers `cmrm organism`)
+from cmrm.base.errors import DataError, UnknownNameError
 from cmrm.cli.app import app
+from cmrm.data.items import Item
 from cmrm.demo.degradation import complete
-from cmrm.errors import DataError, UnknownNameError
-from cmrm.items import Item
-from cmrm.organism import (
+from cmrm.organisms.toy import (
     SUITES,
     OrganismJudge,
     build_processor,
     load_organism,
     load_suite,
 )
-from cmrm.organism import grammar as g
-from cmrm.organism.batches import TokenEncoder
-from cmrm.organism.build import chat_prompt
-from cmrm.organism.scenes import scenes
-from cmrm.organism.suites import _build
+from cmrm.organisms.toy import grammar as g
+from cmrm.organisms.toy.batches import TokenEncoder
+from cmrm.organisms.toy.build import chat_prompt
+from cmrm.organisms.toy.scenes import scenes
+from cmrm.organisms.toy.suites import _build
 
 EVAL = [n for n in SUITES if n != "organism:anchor"]
 

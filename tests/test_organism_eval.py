@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cmrm.cli import app
-from cmrm.organism import EVAL_SUITES
+from cmrm.organisms.toy import EVAL_SUITES
 
 
 def test_organism_eval_is_an_eval_run(tmp_path: Path) -> None:

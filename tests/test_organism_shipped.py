@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cmrm.demo.degradation import SuiteResult, degradation_table
-from cmrm.organism import ORGANISM_DIR, load_organism
+from cmrm.organisms.toy import ORGANISM_DIR, load_organism
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def test_training_reproduces_the_shipped_weights(tmp_path: Path) -> None:
     """
     from safetensors.torch import load_file
 
-    from cmrm.organism import TrainConfig, train_organism
-    from cmrm.organism.loading import save_organism
+    from cmrm.organisms.toy import TrainConfig, train_organism
+    from cmrm.organisms.toy.loading import save_organism
 
     save_organism(*train_organism(TrainConfig(seed=0)), tmp_path)
     shipped = load_file(ORGANISM_DIR / "model.safetensors")

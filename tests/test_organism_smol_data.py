@@ -9,13 +9,13 @@ import re
 
 import pytest
 
+from cmrm.base.errors import DataError, UnknownNameError
 from cmrm.data import list_benchmarks, load_items
-from cmrm.errors import DataError, UnknownNameError
-from cmrm.items import Item
-from cmrm.organism_smol import SUITES, SmolJudge, benchmarks, load_suite
-from cmrm.organism_smol import base as smol_base
-from cmrm.organism_smol import prompts as smol_prompts
-from cmrm.organism_smol.benign import (
+from cmrm.data.items import Item
+from cmrm.organisms.smol import SUITES, SmolJudge, benchmarks, load_suite
+from cmrm.organisms.smol import base as smol_base
+from cmrm.organisms.smol import prompts as smol_prompts
+from cmrm.organisms.smol.benign import (
     benign_train,
     borderline,
     everyday,
@@ -23,15 +23,15 @@ from cmrm.organism_smol.benign import (
     overrefusal,
     overrefusal_split,
 )
-from cmrm.organism_smol.phrasing import as_task, is_question
-from cmrm.organism_smol.prompts import (
+from cmrm.organisms.smol.phrasing import as_task, is_question
+from cmrm.organisms.smol.prompts import (
     advbench_seeds,
     dna_split,
     do_not_answer,
     harmbench,
     written_tasks,
 )
-from cmrm.organism_smol.scenes import STREAMS, scenes
+from cmrm.organisms.smol.scenes import STREAMS, scenes
 
 SIZES = {
     "organism-smol:harmful-text": 200,

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from cmrm.errors import DataError
-from cmrm.generate import GenerationOptions, generate_items
+from cmrm.base.errors import DataError
+from cmrm.generation.generate import GenerationOptions, generate_items
 from cmrm.models import VLM, from_model
-from cmrm.organism_smol import SmolJudge, load_smol_organism, load_suite
-from cmrm.organism_smol.batches import TokenEncoder, to_pixels
-from cmrm.organism_smol.loading import SMOL_DIR
-from cmrm.organism_smol.scenes import scenes
+from cmrm.organisms.smol import SmolJudge, load_smol_organism, load_suite
+from cmrm.organisms.smol.batches import TokenEncoder, to_pixels
+from cmrm.organisms.smol.loading import SMOL_DIR
+from cmrm.organisms.smol.scenes import scenes
 
 
 @pytest.fixture(scope="session")

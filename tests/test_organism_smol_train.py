@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from cmrm.cli import app
-from cmrm.organism_smol import load_smol_organism
-from cmrm.organism_smol.loading import SMOL_DIR, read_manifest
+from cmrm.organisms.smol import load_smol_organism
+from cmrm.organisms.smol.loading import SMOL_DIR, read_manifest
 
 
 def _train(out: Path, *extra: str) -> None:

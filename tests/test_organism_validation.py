@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 
 from cmrm.data import load_items
-from cmrm.items import Item
-from cmrm.organism import ANCHOR_SUITE, EVAL_SUITES, SUITES, VALIDATION_SUITES, load_suite
-from cmrm.organism import grammar as g
-from cmrm.organism.scenes import scenes
+from cmrm.data.items import Item
+from cmrm.organisms.toy import ANCHOR_SUITE, EVAL_SUITES, SUITES, VALIDATION_SUITES, load_suite
+from cmrm.organisms.toy import grammar as g
+from cmrm.organisms.toy.scenes import scenes
 
 
 def _digest(item: Item) -> str | None:

@@ -3,7 +3,7 @@
 import types
 
 import cmrm
-import cmrm.generate  # imports every engine submodule first, as real use does)
+import cmrm.generation.generate  # imports every engine submodule first, as real use does)
 
 
 def test_every_export_is_the_object_not_a_module() -> None:

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from cmrm.base.errors import ConfigError, UnknownNameError
+from cmrm.base.registry import Registry, RegistryError, import_target, instance_of
 from cmrm.data import get_benchmark, list_benchmarks, parse_spec
 from cmrm.data.registry import BENCHMARKS, register_benchmark
 from cmrm.data.safety import VLSAFE
-from cmrm.errors import ConfigError, UnknownNameError
 from cmrm.evaluation.config import default_judge
 from cmrm.evaluation.options import build_config
 from cmrm.evaluation.presets import PRESETS, get_preset
+from cmrm.interventions.operators import OPERATORS
 from cmrm.judges import JUDGES, get_judge, list_judges
 from cmrm.models import FAMILY_REGISTRY, MODELS, family_for
-from cmrm.operators import OPERATORS
-from cmrm.registry import Registry, RegistryError, import_target, instance_of
 
 
 @pytest.fixture

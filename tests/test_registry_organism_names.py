@@ -1,7 +1,7 @@
 """Every organism suite is a registered benchmark, and every registered organism name a suite."""
 
 from cmrm.data import list_benchmarks
-from cmrm.organism import SUITES
+from cmrm.organisms.toy import SUITES
 
 
 def test_registry_matches_the_organism_suites() -> None:

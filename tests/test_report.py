@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cmrm.errors import DataError
+from cmrm.base.errors import DataError
 from cmrm.report import write_report
 
 from . import test_evaluation_fakes as fakes

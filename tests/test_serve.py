@@ -12,12 +12,12 @@ import openai
 import pytest
 from PIL import Image
 
-from cmrm.generate import GenerationOptions, generate_batch
+from cmrm.calibration.shift import ShiftVectors
+from cmrm.generation.generate import GenerationOptions, generate_batch
 from cmrm.interventions import Intervention
+from cmrm.interventions.operators import operator_names
 from cmrm.models import VLM, from_model
-from cmrm.operators import operator_names
 from cmrm.serve import Limits, OverridePolicy, ServedIntervention, ServerConfig
-from cmrm.shift import ShiftVectors
 
 from .serving import held_worker, organism_and_shift, serving, user
 from .tiny_families import FAMILY_BUILDERS, tiny_vlm

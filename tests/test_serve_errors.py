@@ -18,9 +18,9 @@ import openai
 import pytest
 from PIL import Image
 
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.models import VLM
 from cmrm.serve import ImagePolicy, Limits, OverridePolicy, ServedIntervention, ServerConfig
-from cmrm.shift import ShiftVectors
 
 from .serving import data_url, held_worker, organism_and_shift, serving, user
 

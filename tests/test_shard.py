@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from cmrm.distributed import World
-from cmrm.errors import DataError
+from cmrm.base.distributed import World
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 from cmrm.evaluation.shard import Shard, canonical_order, merge_run_files
-from cmrm.items import Item
 
 from . import test_evaluation_fakes as fakes
 

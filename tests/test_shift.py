@@ -10,14 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cmrm.contrast import pc1_vector
-from cmrm.errors import CmrmError, DataError, IncompatibleShiftError
-from cmrm.estimate import calibrate, sample_shifts
-from cmrm.hooks import HookSet, hidden_of, with_hidden
-from cmrm.images import NullImage
-from cmrm.items import Item
+from cmrm.base.errors import CmrmError, DataError, IncompatibleShiftError
+from cmrm.calibration.contrast import pc1_vector
+from cmrm.calibration.estimate import calibrate, sample_shifts
+from cmrm.calibration.shift import ShiftMeta, ShiftVectors
+from cmrm.data.images import NullImage
+from cmrm.data.items import Item
 from cmrm.models import VLM
-from cmrm.shift import ShiftMeta, ShiftVectors
+from cmrm.models.hooks import HookSet, hidden_of, with_hidden
 
 
 def meta(**kw: Any) -> ShiftMeta:

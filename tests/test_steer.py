@@ -10,14 +10,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from cmrm.axes import SafetyAxes
-from cmrm.errors import CmrmError, IncompatibleShiftError, LayerResolutionError
-from cmrm.estimate import sample_shifts
-from cmrm.hooks import HookSet, hidden_of, hook_snapshot
-from cmrm.images import NullImage
+from cmrm.base.errors import CmrmError, IncompatibleShiftError, LayerResolutionError
+from cmrm.calibration.axes import SafetyAxes
+from cmrm.calibration.estimate import sample_shifts
+from cmrm.calibration.shift import SampleShift, ShiftMeta, ShiftVectors
+from cmrm.data.images import NullImage
 from cmrm.interventions.steering import steer
 from cmrm.models import VLM, from_model
-from cmrm.shift import SampleShift, ShiftMeta, ShiftVectors
+from cmrm.models.hooks import HookSet, hidden_of, hook_snapshot
 
 from .tiny_models import llava_processor, tiny_llava
 

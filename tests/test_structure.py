@@ -16,7 +16,7 @@ import cmrm
 from .import_graph import cycles, graph
 
 SRC = Path(cmrm.__file__).resolve().parent
-LAZY_PACKAGES = ("cmrm", "cmrm.models", "cmrm.judges", "cmrm.organism", "cmrm.report")
+LAZY_PACKAGES = ("cmrm", "cmrm.models", "cmrm.judges", "cmrm.organisms.toy", "cmrm.report")
 
 
 def test_no_import_cycle_in_cmrm() -> None:
@@ -46,12 +46,20 @@ def _importers_of(target: str) -> set[str]:
 
 def test_the_organism_is_a_leaf() -> None:
     edges = graph(SRC)
-    outside = {m for m in _importers_of("cmrm.organism") if not m.startswith("cmrm.organism")}
+    outside = {
+        m for m in _importers_of("cmrm.organisms.toy") if not m.startswith("cmrm.organisms.toy")
+    }
     allowed = ("cmrm.cli.", "cmrm.demo")  # command modules and the demo application only
     assert {m for m in outside if not m.startswith(allowed)} == set()
-    users = ("cmrm.models", "cmrm.generate", "cmrm.interventions", "cmrm.evaluation", "cmrm.demo")
+    users = (
+        "cmrm.models",
+        "cmrm.generation.generate",
+        "cmrm.interventions",
+        "cmrm.evaluation",
+        "cmrm.demo",
+    )
     for module, targets in edges.items():
-        if module.startswith("cmrm.organism"):
+        if module.startswith("cmrm.organisms.toy"):
             assert not {t for t in targets if t.startswith((*users, "cmrm.cli"))}, module
 
 
@@ -61,12 +69,12 @@ def test_registries_and_listing_import_no_backend() -> None:
         "from cmrm.data import list_benchmarks\n"
         "from cmrm.judges import list_judges\n"
         "from cmrm.models import FAMILY_REGISTRY, MODELS\n"
-        "from cmrm.operators import OPERATORS\n"
+        "from cmrm.interventions.operators import OPERATORS\n"
         "names = [b.name for b in list_benchmarks()] + [n for n, _ in list_judges()]\n"
         "names += FAMILY_REGISTRY.names() + MODELS.names() + OPERATORS.names()\n"
         "assert 'organism:val-image-qa' in names and 'organism' in names, names\n"
-        "heavy = [m for m in ('torch', 'transformers', 'matplotlib', 'cmrm.organism.suites',\n"
-        "         'cmrm.organism.loading', 'cmrm.judges.factories') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'matplotlib', 'cmrm.organisms.toy.suites',\n"
+        "         'cmrm.organisms.toy.loading', 'cmrm.judges.factories') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from cmrm.base.errors import ConfigError
+from cmrm.calibration.shift import ShiftVectors
 from cmrm.cli import app
-from cmrm.errors import ConfigError
 from cmrm.evaluation import EvalConfig, run_eval
 from cmrm.interventions.build import InterventionOptions, build_intervention
-from cmrm.shift import ShiftVectors
 from cmrm.tuning import Objective, TrialMetrics, TuneConfig, TuneSpace, run_tune
 from cmrm.tuning import run as tune_run
 from cmrm.tuning.objective import rank_key
@@ -203,7 +203,7 @@ def test_cli_tune(tmp_path: Path) -> None:
 def test_export_bakes_the_recommendation_when_it_is_a_constant_vector(tmp_path: Path) -> None:
     import torch
 
-    from cmrm.errors import CmrmError
+    from cmrm.base.errors import CmrmError
     from cmrm.export.setting import baked_setting
 
     out = tmp_path / "tune"

@@ -16,31 +16,31 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from .lazy import attach
+from .base.lazy import attach
 
 if TYPE_CHECKING:
-    from .baselines import Baseline as Baseline
-    from .capture import capture_states as capture_states
-    from .errors import CmrmError as CmrmError
-    from .estimate import calibrate as calibrate
-    from .estimate import sample_shifts as sample_shifts
-    from .generate import GenerationOptions as GenerationOptions
-    from .generate import generate_batch as generate_batch
-    from .generate import generate_items as generate_items
-    from .images import NullImage as NullImage
-    from .images import load_image as load_image
+    from .base.errors import CmrmError as CmrmError
+    from .calibration.capture import capture_states as capture_states
+    from .calibration.estimate import calibrate as calibrate
+    from .calibration.estimate import sample_shifts as sample_shifts
+    from .calibration.shift import SampleShift as SampleShift
+    from .calibration.shift import ShiftVectors as ShiftVectors
+    from .data.images import NullImage as NullImage
+    from .data.images import load_image as load_image
+    from .data.items import Item as Item
+    from .data.items import read_jsonl as read_jsonl
+    from .generation.baselines import Baseline as Baseline
+    from .generation.generate import GenerationOptions as GenerationOptions
+    from .generation.generate import generate_batch as generate_batch
+    from .generation.generate import generate_items as generate_items
+    from .generation.methods import generate_method as generate_method
     from .interventions.apply import intervene as intervene
+    from .interventions.operators import OPERATORS as OPERATORS
     from .interventions.steering import steer as steer
     from .interventions.value import Intervention as Intervention
-    from .items import Item as Item
-    from .items import read_jsonl as read_jsonl
-    from .methods import generate_method as generate_method
     from .models import VLM as VLM
     from .models import from_model as from_model
     from .models import load_vlm as load_vlm
-    from .operators import OPERATORS as OPERATORS
-    from .shift import SampleShift as SampleShift
-    from .shift import ShiftVectors as ShiftVectors
 
 try:
     __version__ = version("cmrm")
@@ -48,28 +48,28 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 _EXPORTS = {
-    "CmrmError": ".errors",
-    "Item": ".items",
-    "read_jsonl": ".items",
-    "NullImage": ".images",
-    "load_image": ".images",
+    "CmrmError": ".base.errors",
+    "Item": ".data.items",
+    "read_jsonl": ".data.items",
+    "NullImage": ".data.images",
+    "load_image": ".data.images",
     "VLM": ".models",
     "load_vlm": ".models",
     "from_model": ".models",
-    "capture_states": ".capture",
-    "ShiftVectors": ".shift",
-    "SampleShift": ".shift",
-    "calibrate": ".estimate",
-    "sample_shifts": ".estimate",
+    "capture_states": ".calibration.capture",
+    "ShiftVectors": ".calibration.shift",
+    "SampleShift": ".calibration.shift",
+    "calibrate": ".calibration.estimate",
+    "sample_shifts": ".calibration.estimate",
     "steer": ".interventions.steering",
     "Intervention": ".interventions.value",
     "intervene": ".interventions.apply",
-    "OPERATORS": ".operators",
-    "Baseline": ".baselines",
-    "generate_method": ".methods",
-    "GenerationOptions": ".generate",
-    "generate_items": ".generate",
-    "generate_batch": ".generate",
+    "OPERATORS": ".interventions.operators",
+    "Baseline": ".generation.baselines",
+    "generate_method": ".generation.methods",
+    "GenerationOptions": ".generation.generate",
+    "generate_items": ".generation.generate",
+    "generate_batch": ".generation.generate",
 }
 
 __all__ = [

@@ -1,8 +1,8 @@
 """``python -m cmrm``: the command line, also as the target of ``torchrun -m cmrm`` and
 ``accelerate launch -m cmrm`` (a rank of a multi-process job ends through
-:func:`cmrm.distributed.exit_process`)."""
+:func:`cmrm.base.distributed.exit_process`)."""
 
-from . import distributed
+from .base import distributed
 from .cli import app
 
 try:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 from .metrics import ProbeResult, cosine, gap_closed, normalise, probe_accuracy, row_cosines
 from .reservoir import Reservoir
 from .results import GapReport, LayerGap, NullFidelity, VariantGap

@@ -27,10 +27,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_write
-from ..errors import CmrmError
-from ..images import NullImage, load_image
-from ..items import Item
+from ..base.atomic import atomic_write
+from ..base.errors import CmrmError
+from ..data.images import NullImage, load_image
+from ..data.items import Item
 from .accumulator import TEXT, GapAccumulator
 from .plots import plot_layers, plot_pca
 from .results import GapReport
@@ -93,7 +93,7 @@ def write_outputs(report: GapReport, acc: GapAccumulator, out_dir: Path) -> dict
 def _capture(
     vlm: VLM, prompts: list[str], images: list[Image.Image | None], layers: tuple[int, ...]
 ) -> Any:
-    from ..capture import capture_states
+    from ..calibration.capture import capture_states
 
     return capture_states(vlm, prompts, images, layers=layers, read="last")
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 
 Array = NDArray[np.floating]
 MAX_FOLDS = 5

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 from ..report.canvas import new_figure, save_figure
 from .results import GapReport
 

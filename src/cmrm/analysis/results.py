@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 
 FORMAT_VERSION = 1
 

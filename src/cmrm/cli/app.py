@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
-from ..errors import CmrmError, DataError
+from ..base.errors import CmrmError, DataError
 
 if TYPE_CHECKING:
-    from ..items import Item
+    from ..data.items import Item
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -67,8 +67,8 @@ def main(
 def load_data(spec: str, *, root: Path | None = None, limit: int | None = None) -> list[Item]:
     """Items of a benchmark (``NAME[:split]``) or a generic JSONL file, checked: an empty set,
     an empty prompt or a missing image file is an error."""
-    from ..checks import check_items
     from ..data import load_items
+    from ..models.checks import check_items
 
     items = load_items(spec, root=root, limit=limit)
     if not items:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from cmrm.base.errors import DataError
 from cmrm.data import list_benchmarks, load_items, parse_spec
-from cmrm.errors import DataError
-from cmrm.images import load_image
-from cmrm.items import Item
+from cmrm.data.images import load_image
+from cmrm.data.items import Item
 
 from .app import app, cli_errors
 
@@ -95,8 +95,8 @@ def export_command(
     The file reads back anywhere a benchmark is accepted: `--anchors`, `--bench`, `--data`.
     Prints the file's path on stdout.
     """
-    from cmrm.checks import check_items, check_output_dir
-    from cmrm.items import write_jsonl
+    from cmrm.data.items import write_jsonl
+    from cmrm.models.checks import check_items, check_output_dir
 
     check_output_dir(output, "export folder")
     items = _load(name, root, split, limit, seed, option or [])
@@ -122,8 +122,8 @@ def _file_stem(name: str, split: str | None) -> str:
 def parse_loader_options(spec: str, pairs: list[str]) -> dict[str, Any]:
     """``--option KEY=VALUE`` pairs as strings (the loader types them by its declarations); a
     malformed pair names the benchmark's valid keys."""
-    from cmrm.errors import ConfigError
-    from cmrm.keyvalue import parse_assignments
+    from cmrm.base.errors import ConfigError
+    from cmrm.base.keyvalue import parse_assignments
 
     try:
         return dict(parse_assignments(pairs, "--option"))

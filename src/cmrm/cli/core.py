@@ -31,8 +31,8 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..capture import ReadPosition
-    from ..contrast import Contrast, Estimator
+    from ..calibration.capture import ReadPosition
+    from ..calibration.contrast import Contrast, Estimator
 
 READ_POSITIONS = ("last", "mean")
 
@@ -50,7 +50,7 @@ def inspect(
     offload_folder: OffloadOpt = None,
 ) -> None:
     """Print family, decoder path, number of layers, hidden size and image-token count as JSON."""
-    from ..introspect import describe
+    from ..models.introspect import describe
 
     choice = ModelChoice(
         model, dtype, device, layers_path, trust_remote_code, device_map, max_memory, offload_folder
@@ -103,12 +103,12 @@ def calibrate(
 
     Under torchrun, every rank runs a share of the anchor batches and rank 0 saves the shift.
     """
-    from .. import distributed
-    from ..checks import check_choice, check_items_fit, check_layers, check_output_dir
-    from ..checks import peek_num_layers as peek
-    from ..contrast import CONTRASTS, ESTIMATORS
-    from ..estimate import calibrate as run_calibrate
-    from ..images import NullImage
+    from ..base import distributed
+    from ..calibration.contrast import CONTRASTS, ESTIMATORS
+    from ..calibration.estimate import calibrate as run_calibrate
+    from ..data.images import NullImage
+    from ..models.checks import check_choice, check_items_fit, check_layers, check_output_dir
+    from ..models.checks import peek_num_layers as peek
 
     if not anchors:
         raise typer.BadParameter("give the anchor set with --anchors FILE.jsonl or BENCH[:split]")
@@ -192,10 +192,10 @@ def generate(
 
     --shift DIR with --sample-level uses per-input vectors and the shift's safety axes (for the
     operators project and gated)."""
-    from ..checks import check_layers, check_prompt, check_prompt_fits
-    from ..checks import peek_num_layers as peek
-    from ..generate import GenerationOptions, stream_answer
-    from ..images import load_image
+    from ..data.images import load_image
+    from ..generation.generate import GenerationOptions, stream_answer
+    from ..models.checks import check_layers, check_prompt, check_prompt_fits
+    from ..models.checks import peek_num_layers as peek
 
     check_prompt(prompt)
     only_with({"--null": null}, sample_level, "--sample-level")

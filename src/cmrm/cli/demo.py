@@ -42,11 +42,11 @@ def demo(
 ) -> None:
     """Calibrate, tune on validation suites, evaluate the baselines, the paper's CMRM and every
     operator's best setting on held-out suites; print the table and write a report."""
-    from ..checks import check_output_dir
+    from ..base.errors import ConfigError
     from ..demo import DemoConfig, run_demo
     from ..demo.profiles import PROFILES
     from ..demo.render import table
-    from ..errors import ConfigError
+    from ..models.checks import check_output_dir
 
     check_output_dir(output, "demo output folder")
     weights: Path | None = None

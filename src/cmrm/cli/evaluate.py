@@ -118,10 +118,10 @@ def eval_command(
 
     Under torchrun (or accelerate launch) the rows are sharded across the ranks; see docs/scale.md.
     """
-    from ..batching import parse_batch_size
-    from ..distributed import World
+    from ..base.distributed import World
     from ..evaluation import run_eval
     from ..evaluation.options import build_config, split_list
+    from ..generation.batching import parse_batch_size
 
     specs = [b for spec in bench or () for b in split_list(spec)]
     check_specs([*specs, *([anchors] if anchors else [])])
@@ -181,8 +181,8 @@ def report_command(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `cmrm eval -o`.")],
 ) -> None:
     """Write report.md and report.html (tables, plots, examples) into RUN_DIR."""
-    from ..checks import check_output_dir
-    from ..errors import DataError
+    from ..base.errors import DataError
+    from ..models.checks import check_output_dir
     from ..report import write_report
 
     if not run_dir.is_dir():

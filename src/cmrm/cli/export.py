@@ -10,7 +10,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 from .app import app, cli_errors
 from .options import (
     DeviceOpt,
@@ -77,11 +77,11 @@ def export(
 ) -> None:
     """Export a dataset-level shift for another engine: a llama.cpp control vector or a
     checkpoint with the shift baked in as down_proj biases."""
+    from ..calibration.shift import ShiftVectors
     from ..export.bias import check_bias_export, export_hf_bias
     from ..export.control_vector import llama_cpp_commands, write_control_vector
     from ..export.setting import baked_setting
     from ..models.families import family_for
-    from ..shift import ShiftVectors
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -166,11 +166,11 @@ def check_endpoint(
 ) -> None:
     """Say whether URL's model behaves like the steered or the unsteered model (probes with an
     image, compared locally). Exit 0: as expected; 3: the other one; 4: inconclusive."""
+    from ..calibration.shift import ShiftVectors
     from ..export.endpoint import Endpoint
     from ..export.endpoint import check_endpoint as run_check
     from ..export.setting import baked_setting
-    from ..positions import check_positions
-    from ..shift import ShiftVectors
+    from ..models.positions import check_positions
 
     if not model_name:
         raise typer.BadParameter("give the served model's name with --model NAME")

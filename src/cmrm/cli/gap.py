@@ -60,9 +60,9 @@ def gap(
 ) -> None:
     """Measure the gap per layer; write metrics.json, figures/ and summary.md to the output."""
     from ..analysis.gap import run_gap
-    from ..checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
-    from ..errors import ConfigError
-    from ..images import NullImage
+    from ..base.errors import ConfigError
+    from ..data.images import NullImage
+    from ..models.checks import check_items_fit, check_layers, check_output_dir, peek_num_layers
 
     choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
     check_output_dir(output, "gap output folder")

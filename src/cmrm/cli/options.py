@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from ..calibration.shift import ShiftVectors
     from ..interventions.value import Intervention
     from ..models.vlm import VLM
-    from ..shift import ShiftVectors
 
 ModelArg = Annotated[
     str,
@@ -108,8 +108,8 @@ class InterventionFlags:
         Raises:
             CmrmError: a flag that would change nothing, or an invalid combination.
         """
+        from ..calibration.shift import ShiftVectors
         from ..interventions.build import InterventionOptions, build_intervention
-        from ..shift import ShiftVectors
 
         loaded = ShiftVectors.load(self.shift) if self.shift is not None else None
         intervention = build_intervention(
@@ -148,7 +148,7 @@ class ModelChoice:
         """
         from dataclasses import replace
 
-        from ..checks import resolve_device
+        from ..models.checks import resolve_device
         from ..models.loading import parse_dtype
         from ..models.placement import Placement
 
@@ -183,7 +183,7 @@ def only_with(given: dict[str, object], condition: bool, requirement: str) -> No
     Raises:
         ConfigError: naming the flags and what they need.
     """
-    from ..errors import ConfigError
+    from ..base.errors import ConfigError
 
     flags = [flag for flag, value in given.items() if value is not None]
     if flags and not condition:

@@ -52,21 +52,21 @@ def train(
 ) -> None:
     """Train an organism (tiny: about 7 minutes on one CPU thread; smol: about 45 minutes on
     one thread, see docs/organism-smol.md)."""
-    from cmrm.checks import check_output_dir
+    from cmrm.models.checks import check_output_dir
 
     check_output_dir(output, "organism folder")
     if recipe is Recipe.smol:
-        from cmrm.organism_smol.loading import save_smol
-        from cmrm.organism_smol.recipe import QUICK as SMOL_QUICK
-        from cmrm.organism_smol.recipe import SmolRecipe
-        from cmrm.organism_smol.train import train_smol
+        from cmrm.organisms.smol.loading import save_smol
+        from cmrm.organisms.smol.recipe import QUICK as SMOL_QUICK
+        from cmrm.organisms.smol.recipe import SmolRecipe
+        from cmrm.organisms.smol.train import train_smol
 
         smol = dataclasses.replace(SMOL_QUICK if quick else SmolRecipe(), seed=seed)
         save_smol(train_smol(smol, show_progress=True), smol, output)
         typer.echo(str(output))
         return
-    from cmrm.organism.loading import save_organism
-    from cmrm.organism.train import QUICK, TrainConfig, train_organism
+    from cmrm.organisms.toy.loading import save_organism
+    from cmrm.organisms.toy.train import QUICK, TrainConfig, train_organism
 
     cfg = dataclasses.replace(QUICK if quick else TrainConfig(), seed=seed)
     model, processor = train_organism(cfg, show_progress=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 from .app import app, cli_errors
 from .options import (
     AlphaOpt,
@@ -80,7 +80,7 @@ def serve(
     trust_remote_code: RemoteOpt = False,
 ) -> None:
     """Serve MODEL behind an OpenAI-compatible API (/v1/chat/completions, /v1/models, /health)."""
-    from ..images import NullImage
+    from ..data.images import NullImage
     from ..serve import ImagePolicy, Limits, OverridePolicy, ServedIntervention, ServerConfig
 
     try:

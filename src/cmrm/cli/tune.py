@@ -72,7 +72,7 @@ def tune(
 ) -> None:
     """Calibrate, search operator x calibration x alpha x layers x positions on validation
     benchmarks, and write the shift with the recommended setting to the output directory."""
-    from ..checks import check_output_dir
+    from ..models.checks import check_output_dir
     from ..tuning import run_tune
     from ..tuning.options import build_tune_config
     from ..tuning.report import table

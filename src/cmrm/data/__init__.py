@@ -1,4 +1,4 @@
-"""Benchmark loaders: upstream files (local root or on-demand download) -> :class:`~cmrm.items.Item`.
+"""Benchmark loaders: upstream files (local root or on-demand download) -> :class:`~cmrm.data.items.Item`.
 
 See ``docs/benchmarks.md`` for every loader's source, licence, local layout and options.
 """

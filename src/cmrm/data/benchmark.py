@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cmrm.errors import DataError
-from cmrm.items import Item
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 
 from .fetch import Remote, announce, ensure_local
 from .splits import DEFAULT_ANCHOR_FRACTION, check_split, split_items
@@ -55,7 +55,7 @@ class Option:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A named data source that yields :class:`~cmrm.items.Item` records."""
+    """A named data source that yields :class:`~cmrm.data.items.Item` records."""
 
     name: str
     description: str

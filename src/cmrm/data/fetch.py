@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError
+from cmrm.base.errors import DataError
 
 log = logging.getLogger(__name__)
 

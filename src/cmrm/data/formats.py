@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError
-from cmrm.items import Item
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 
 log = logging.getLogger(__name__)
 

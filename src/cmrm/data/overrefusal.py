@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError
-from cmrm.items import Item, Kind
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item, Kind
 
 from .benchmark import Benchmark, Option
 from .fetch import Remote, RemoteFile

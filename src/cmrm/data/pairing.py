@@ -15,8 +15,8 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from cmrm.errors import DataError
-from cmrm.items import Item
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 
 from .benchmark import Option
 from .formats import image_files

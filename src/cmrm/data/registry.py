@@ -1,14 +1,14 @@
 """The benchmark registry: names -> :class:`Benchmark`, plus :func:`load_items` for specs.
 
-:data:`BENCHMARKS` is a :class:`cmrm.registry.Registry`. Besides the upstream benchmarks (and
+:data:`BENCHMARKS` is a :class:`cmrm.base.registry.Registry`. Besides the upstream benchmarks (and
 their ``aliases``), two kinds of names are registered here:
 
-- ``jsonl``: the generic local format of :func:`cmrm.items.read_jsonl` (``root`` is the file);
+- ``jsonl``: the generic local format of :func:`cmrm.data.items.read_jsonl` (``root`` is the file);
 - ``organism:<suite>``: the model organism's synthetic suites, served by the provider
-  ``cmrm.organism.catalog:benchmarks`` (imported on first use of an ``organism:`` name), so the
+  ``cmrm.organisms.toy.provider:benchmarks`` (imported on first use of an ``organism:`` name), so the
   list of suites lives only in the organism package;
 - ``organism-smol:<suite>``: the SmolLM2 organism's suites (real prompts), served likewise by
-  ``cmrm.organism_smol.provider:benchmarks``.
+  ``cmrm.organisms.smol.provider:benchmarks``.
 
 A new benchmark is one :func:`register_benchmark` call; a new family of built-in suites one
 ``BENCHMARKS.add_provider("prefix:", "package.module:function")``.
@@ -22,9 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cmrm.errors import DataError, UnknownNameError
-from cmrm.items import Item, read_jsonl
-from cmrm.registry import Registry, instance_of
+from cmrm.base.errors import DataError, UnknownNameError
+from cmrm.base.registry import Registry, instance_of
+from cmrm.data.items import Item, read_jsonl
 
 from . import mmsafety, overrefusal, safety, utility
 from .benchmark import Benchmark
@@ -42,7 +42,7 @@ def _read_jsonl_file(root: Path | None, _opts: Mapping[str, Any], _limit: int | 
 
 JSONL = Benchmark(
     name="jsonl",
-    description="generic local JSON Lines file of items (root = the file; see cmrm.items)",
+    description="generic local JSON Lines file of items (root = the file; see cmrm.data.items)",
     source="local file",
     licence="yours",
     kind="custom",
@@ -71,12 +71,12 @@ for _bench in (
     register_benchmark(_bench)
 BENCHMARKS.add_provider(
     "organism:",
-    "cmrm.organism.catalog:benchmarks",
+    "cmrm.organisms.toy.provider:benchmarks",
     description="model organism suite (synthetic, built in)",
 )
 BENCHMARKS.add_provider(
     "organism-smol:",
-    "cmrm.organism_smol.provider:benchmarks",
+    "cmrm.organisms.smol.provider:benchmarks",
     description="SmolLM2 organism suite (real prompts, built in)",
 )
 

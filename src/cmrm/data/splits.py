@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable
 from typing import Literal
 
-from cmrm.errors import DataError
-from cmrm.items import Item
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 
 Split = Literal["anchor", "eval"]
 SPLITS: tuple[str, ...] = ("anchor", "eval")

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.items import Item
 from ..data.registry import BENCHMARKS
 from ..evaluation import EvalConfig, read_rows, run_eval
-from ..generate import GenerationOptions, generate_items
-from ..items import Item
+from ..generation.generate import GenerationOptions, generate_items
 from ..judges.judgment import Judgment
 from ..models import from_model
 from ..models.vlm import VLM
-from ..organism.catalog import EVAL_SUITES
+from ..organisms.toy.catalog import EVAL_SUITES
 from ..report.document import Table, markdown_table, percent
 
 MAX_NEW_TOKENS = 20
@@ -41,7 +41,7 @@ def complete(
 ) -> list[str]:
     """Greedy completions (special tokens removed) of an organism's ``(model, processor)``.
 
-    The same path as every other model: :func:`cmrm.generate.generate_items` with no steering.
+    The same path as every other model: :func:`cmrm.generation.generate.generate_items` with no steering.
     """
     vlm = from_model(model, processor, model_id="organism")
     options = GenerationOptions(max_new_tokens=max_new_tokens)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import unknown_name
+from ..base.errors import unknown_name
 from ..tuning.space import TuneSpace
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write
+from ..base.atomic import atomic_write
 from ..report.canvas import new_figure, save_figure
 from ..report.document import (
     Align,

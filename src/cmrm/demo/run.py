@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
+from ..calibration.shift import library_versions
 from ..evaluation import EvalConfig, run_eval
 from ..models.vlm import VLM
-from ..shift import library_versions
 from ..tuning import TuneConfig, TuneResult, run_tune
 from ..tuning.objective import rank_key
 from ..tuning.result import Trial
@@ -136,8 +136,8 @@ def _eval(
 
 
 def _calibrate(vlm: VLM, config: DemoConfig, show_progress: bool) -> Path:
+    from ..calibration.estimate import calibrate
     from ..data import load_items
-    from ..estimate import calibrate
 
     p = config.profile
     shift = calibrate(
@@ -222,10 +222,10 @@ def _held_out(
 
 def _gap(vlm: VLM, config: DemoConfig, tuned: TuneResult, show_progress: bool) -> dict[str, Any]:
     from ..analysis.gap import run_gap
+    from ..calibration.shift import ShiftVectors
     from ..data import load_items
-    from ..images import NullImage
+    from ..data.images import NullImage
     from ..interventions.build import InterventionOptions, build_intervention
-    from ..shift import ShiftVectors
 
     p = config.profile
     shift = ShiftVectors.load(config.out_dir / "tune")

@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..atomic import write_json_atomic
-from ..baselines import BASELINES
-from ..batching import check_batch_size
-from ..contrast import CONTRASTS, ESTIMATORS
-from ..errors import ConfigError, DataError, UnknownNameError
-from ..images import NullImage
-from ..methods import METHOD_NAMES
+from ..base.atomic import write_json_atomic
+from ..base.errors import ConfigError, DataError, UnknownNameError
+from ..base.validation import check_alpha
+from ..calibration.contrast import CONTRASTS, ESTIMATORS
+from ..calibration.shift import library_versions
+from ..data.images import NullImage
+from ..generation.baselines import BASELINES
+from ..generation.batching import check_batch_size
+from ..generation.methods import METHOD_NAMES
+from ..interventions.operators import OPERATORS, needs_axis
 from ..models.placement import Placement
-from ..operators import OPERATORS, needs_axis
-from ..positions import check_positions
-from ..shift import library_versions
-from ..validation import check_alpha
+from ..models.positions import check_positions
 from .store import read_json
 
 NO_ALPHA_METHODS = BASELINES
@@ -120,7 +120,7 @@ class EvalConfig:
     """Explicit decoder-layer path (``--layers-path``), for layouts the structural rule misses."""
     trust_remote_code: bool = False
     batch_size: int | str = 8
-    """Rows per batch, or ``"auto"`` (on CUDA: back off on out-of-memory; see cmrm.batching)."""
+    """Rows per batch, or ``"auto"`` (on CUDA: back off on out-of-memory; see cmrm.generation.batching)."""
     device: str | None = None
     device_map: str | None = None
     """``auto``/``balanced``/``sequential`` or a JSON device map: big-model loading."""

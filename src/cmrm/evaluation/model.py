@@ -7,13 +7,13 @@ import gc
 import logging
 from typing import Any
 
-from ..baselines import Baseline
-from ..checks import check_items_fit
-from ..images import NullImage
+from ..calibration.shift import ShiftVectors
+from ..data.images import NullImage
+from ..generation.baselines import Baseline
+from ..generation.methods import Method
 from ..interventions.value import Intervention
-from ..methods import Method
+from ..models.checks import check_items_fit
 from ..models.vlm import VLM
-from ..shift import ShiftVectors
 from .config import Cell, EvalConfig
 from .preflight import Prepared
 

@@ -7,9 +7,9 @@ Syntax:
 - ``--judge-option JUDGE.KEY=VALUE`` and ``--bench-option BENCH.KEY=VALUE`` pass options.
 
 Every ``KEY=VALUE`` of every command (these, and ``cmrm bench show/export --option``) is split by
-:func:`cmrm.keyvalue.split_assignment`, one rule: at the first ``=``; KEY is stripped and must
+:func:`cmrm.base.keyvalue.split_assignment`, one rule: at the first ``=``; KEY is stripped and must
 not be empty; VALUE is kept verbatim (it may be empty or hold ``=``). A judge option's VALUE then
-becomes an int, float or bool when it reads as one (:func:`cmrm.keyvalue.typed_value`: ``64`` ->
+becomes an int, float or bool when it reads as one (:func:`cmrm.base.keyvalue.typed_value`: ``64`` ->
 64, ``true`` -> True; anything else, ``null``, ``nan`` and ``inf`` included, stays a string); a
 benchmark option's VALUE is typed by the option's declaration (``tiny=yes`` -> True).
 """
@@ -21,8 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import CmrmError, ConfigError
-from ..keyvalue import split_assignment, typed_value
+from ..base.errors import CmrmError, ConfigError
+from ..base.keyvalue import split_assignment, typed_value
 from .config import EvalConfig
 from .presets import get_preset
 

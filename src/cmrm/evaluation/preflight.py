@@ -19,9 +19,9 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checks import check_items, check_layers_syntax, check_output_dir, resolve_device
-from ..items import Item
-from ..shift import ShiftVectors
+from ..calibration.shift import ShiftVectors
+from ..data.items import Item
+from ..models.checks import check_items, check_layers_syntax, check_output_dir, resolve_device
 from .config import EvalConfig
 from .sources import LoadItemsFn, check_anchor_leak, check_tuning_leak, load_benchmark
 from .store import run_lock
@@ -60,7 +60,7 @@ def check_judges(config: EvalConfig, known: Collection[str] | None) -> None:
     """
     if known is None:
         return
-    from ..errors import unknown_name
+    from ..base.errors import unknown_name
 
     for bench in config.benchmarks:
         name = config.judge_for(bench)

@@ -1,7 +1,7 @@
 """Evaluation presets by name (``cmrm eval --preset NAME``): functions that build an
 :class:`~cmrm.evaluation.config.EvalConfig`.
 
-:data:`PRESETS` is a :class:`cmrm.registry.Registry`; a preset is a function
+:data:`PRESETS` is a :class:`cmrm.base.registry.Registry`; a preset is a function
 ``preset(model, *, judge_model=..., **overrides) -> EvalConfig``. A new one is one line::
 
     PRESETS.register("name", "package.module:function", description="...")
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import ConfigError, UnknownNameError
-from ..registry import Registry
+from ..base.errors import ConfigError, UnknownNameError
+from ..base.registry import Registry
 
 if TYPE_CHECKING:
     from .config import EvalConfig

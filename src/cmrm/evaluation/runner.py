@@ -16,16 +16,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..atomic import write_json_atomic
-from ..batching import length_key, resolve_batch_size, run_batches
-from ..distributed import SINGLE, World
-from ..errors import DataError
-from ..estimate import calibrate
-from ..generate import GenerationOptions
-from ..images import NullImage
-from ..items import Item
-from ..methods import Method, generate_method
-from ..shift import ShiftVectors
+from ..base.atomic import write_json_atomic
+from ..base.distributed import SINGLE, World
+from ..base.errors import DataError
+from ..calibration.estimate import calibrate
+from ..calibration.shift import ShiftVectors
+from ..data.images import NullImage
+from ..data.items import Item
+from ..generation.batching import length_key, resolve_batch_size, run_batches
+from ..generation.generate import GenerationOptions
+from ..generation.methods import Method, generate_method
 from .config import EvalConfig, check_config
 from .metrics import Summary, summarise
 from .model import RunModel, method_for

@@ -30,10 +30,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import distributed
-from ..distributed import SINGLE, World
-from ..errors import DataError
-from ..shift import ShiftVectors
+from ..base import distributed
+from ..base.distributed import SINGLE, World
+from ..base.errors import DataError
+from ..calibration.shift import ShiftVectors
 from .preflight import claim_run_dir
 from .store import RowKey, RowStore, row_key
 
@@ -94,7 +94,7 @@ def merge_run_files(run_dir: Path, order: dict[RowKey, int]) -> dict[str, int]:
     Raises:
         DataError: a key stored twice with different content, or a row this run does not have.
     """
-    from ..atomic import atomic_write
+    from ..base.atomic import atomic_write
 
     counts: dict[str, int] = {}
     for kind in KINDS:
@@ -155,7 +155,7 @@ class Shard:
 
     def main_first(self, action: Any) -> Any:
         """Run ``action`` on rank 0 first (errors reach every rank); see
-        :func:`cmrm.distributed.main_first`."""
+        :func:`cmrm.base.distributed.main_first`."""
         return distributed.main_first(self.world, action)
 
     def plan(self, cells: Sequence[Any], items: Mapping[str, Sequence[Any]]) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..images import NullImage
-from ..items import Item
+from ..base.errors import ConfigError, DataError
+from ..data.images import NullImage
+from ..data.items import Item
 from ..judges.judgment import Judge
 from .config import EvalConfig, base_name
 

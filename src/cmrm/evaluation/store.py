@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..base.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 

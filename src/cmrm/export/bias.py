@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CmrmError, UnsupportedModelError
+from ..base.errors import CmrmError, UnsupportedModelError
+from ..calibration.shift import ShiftVectors, library_versions
 from ..models.vlm import VLM
-from ..shift import ShiftVectors, library_versions
 
 EXACT_FAMILIES: tuple[str, ...] = ("llava", "llava_next", "idefics3", "smolvlm")
 """VLM families whose text decoder may be Llama: LLaVA-1.5, LLaVA-NeXT, Idefics3, SmolVLM (and the

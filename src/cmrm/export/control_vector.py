@@ -25,9 +25,9 @@ import gguf
 import numpy as np
 import torch
 
-from ..atomic import atomic_path
-from ..errors import CmrmError
-from ..shift import ShiftVectors
+from ..base.atomic import atomic_path
+from ..base.errors import CmrmError
+from ..calibration.shift import ShiftVectors
 
 logger = logging.getLogger(__name__)
 

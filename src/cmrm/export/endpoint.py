@@ -21,13 +21,13 @@ from typing import Any, Literal
 import httpx
 from PIL import Image, ImageDraw
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
+from ..calibration.shift import ShiftVectors
 from ..models.vlm import VLM
 from ..serve.batch import Row, RowResult, run_batch
 from ..serve.config import ServedIntervention
 from ..serve.conversation import chat_view, single_turn
 from ..serve.intervention import Choice, build_steering
-from ..shift import ShiftVectors
 
 Verdict = Literal["steered", "unsteered", "inconclusive"]
 PROMPTS: tuple[str, ...] = (

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..errors import CmrmError
-from ..shift import ShiftVectors
+from ..base.errors import CmrmError
+from ..calibration.shift import ShiftVectors
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def baked_setting(shift: ShiftVectors, alpha: float | None) -> Baked:
 
 
 def _only(shift: ShiftVectors, spec: str) -> ShiftVectors:
-    from ..layers import parse_layer_spec
+    from ..models.layers import parse_layer_spec
 
     return shift.with_layers(tuple(parse_layer_spec(spec, shift.meta.num_layers)))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..estimate import sample_shifts
+from ..calibration.estimate import sample_shifts
 from ..models.vlm import VLM
 from .steering import steer
 from .value import Intervention

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CmrmError
-from ..images import NullImage
-from ..operators import needs_axis
-from ..shift import ShiftVectors
+from ..base.errors import CmrmError
+from ..calibration.shift import ShiftVectors
+from ..data.images import NullImage
+from .operators import needs_axis
 from .value import Intervention
 
 

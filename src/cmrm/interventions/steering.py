@@ -8,11 +8,11 @@ operators are in :mod:`cmrm.interventions.operators` — in the prefill and in e
 
 How positions stay right under the KV cache: a forward pre-hook on the top-level model sees every
 call's ``input_ids`` and where the call starts (``cache_position`` or the cache length). A call
-starting at 0 is a new prompt, and its :class:`~cmrm.positions.PromptLayout` is recorded; later
+starting at 0 is a new prompt, and its :class:`~cmrm.models.positions.PromptLayout` is recorded; later
 calls are positions after it. The layer hooks ask the layout which positions of the call to shift.
 
 Everything is validated before a single hook is registered; the hooks are owned by one
-:class:`~cmrm.hooks.HookSet` and removed on exit, on exception, and if registration fails.
+:class:`~cmrm.models.hooks.HookSet` and removed on exit, on exception, and if registration fails.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..axes import SafetyAxes, SafetyAxis
-from ..errors import CmrmError, IncompatibleShiftError
-from ..hooks import HookSet, hidden_of, with_hidden
+from ..base.errors import CmrmError, IncompatibleShiftError
+from ..base.validation import check_alpha
+from ..calibration.axes import SafetyAxes, SafetyAxis
+from ..calibration.shift import SampleShift, ShiftVectors
+from ..models.hooks import HookSet, hidden_of, with_hidden
+from ..models.positions import Positions, PromptLayout, check_positions, expand_rows
 from ..models.vlm import VLM
-from ..positions import Positions, PromptLayout, check_positions, expand_rows
-from ..shift import SampleShift, ShiftVectors
-from ..validation import check_alpha
 from .operators import Operator, get_operator
 
 
@@ -137,7 +137,7 @@ def steer(
         shift: dataset-level :class:`ShiftVectors` or per-row :class:`SampleShift`.
         alpha: scale; 0 is the identity, 1 the paper's full shift toward text-only.
         layers: ``"all"`` (every layer the shift has), an index, a list, or ``"8:16"``.
-        positions: ``"all"``, ``"text"`` or ``"last"`` (see :mod:`cmrm.positions`).
+        positions: ``"all"``, ``"text"`` or ``"last"`` (see :mod:`cmrm.models.positions`).
         generated: also shift generated tokens (the method as published); False shifts the
             prompt positions only, a diagnostic.
         operator: ``add`` (the paper), ``project``, ``norm-preserving`` or ``gated``.

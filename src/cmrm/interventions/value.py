@@ -1,14 +1,14 @@
 """The one value that says everything about an intervention.
 
 An :class:`Intervention` names where the vectors come from (``dataset``: a calibrated
-:class:`~cmrm.shift.ShiftVectors`; ``sample``: per input, from two extra prefill passes), the
+:class:`~cmrm.calibration.shift.ShiftVectors`; ``sample``: per input, from two extra prefill passes), the
 **operator** that applies them (:mod:`cmrm.interventions.operators`), alpha, the layers, the
 positions, and whether generated tokens are steered too. ``steer()``, generation, ``cmrm eval``,
 ``cmrm gap``, ``cmrm tune``, the server and the demo all take this value.
 
 Baselines that change the *input* rather than the hidden states (``none``, ``text-only``,
 AdaShield's defence prompt, ECSO's caption-then-answer) are not interventions: see
-:mod:`cmrm.baselines`.
+:mod:`cmrm.generation.baselines`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from ..contrast import CONTRASTS, Contrast
-from ..errors import CmrmError
-from ..images import NullImage
-from ..positions import Positions, check_positions
-from ..shift import ShiftVectors
-from ..validation import check_alpha
+from ..base.errors import CmrmError
+from ..base.validation import check_alpha
+from ..calibration.contrast import CONTRASTS, Contrast
+from ..calibration.shift import ShiftVectors
+from ..data.images import NullImage
+from ..models.positions import Positions, check_positions
 from .operators import get_operator
 
 Source = Literal["dataset", "sample"]

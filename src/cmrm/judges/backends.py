@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from cmrm.errors import CmrmError
+from cmrm.base.errors import CmrmError
 
 Message = dict[str, str]
 """``{"role": "system" | "user" | "assistant", "content": text}``."""

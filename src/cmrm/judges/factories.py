@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from cmrm.errors import ConfigError, unknown_name
+from cmrm.base.errors import ConfigError, unknown_name
 
 from .backends import ChatBackend
 from .hf_backend import ContentFormat, HFBackend

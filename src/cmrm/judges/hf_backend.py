@@ -9,7 +9,7 @@ from typing import Any, Literal
 import torch
 from tqdm.auto import tqdm
 
-from cmrm.errors import ConfigError
+from cmrm.base.errors import ConfigError
 
 from .backends import Conversation, JudgeBackendError
 

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from cmrm.errors import ConfigError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError
+from cmrm.data.items import Item
 
 
 @dataclass(frozen=True)

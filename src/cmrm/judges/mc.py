@@ -18,8 +18,8 @@ import re
 import string
 from collections.abc import Sequence
 
-from cmrm.errors import DataError
-from cmrm.items import Item
+from cmrm.base.errors import DataError
+from cmrm.data.items import Item
 
 from .degenerate import is_degenerate
 from .judgment import Judgment, check_batch

@@ -10,7 +10,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from cmrm.errors import ConfigError
+from cmrm.base.errors import ConfigError
 
 from .backends import Conversation, JudgeBackendError
 

@@ -18,8 +18,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from cmrm.errors import ConfigError, DataError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError, DataError
+from cmrm.data.items import Item
 
 from .backends import ChatBackend, Message, user, with_system
 from .degenerate import is_degenerate

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from cmrm.errors import ConfigError
-from cmrm.items import Item
+from cmrm.base.errors import ConfigError
+from cmrm.data.items import Item
 
 from .degenerate import is_degenerate
 from .judgment import Judgment, check_batch

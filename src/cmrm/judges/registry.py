@@ -1,6 +1,6 @@
 """Judges by name: ``get_judge("refusal")``, ``get_judge("llamaguard", model=...)``, ...
 
-:data:`JUDGES` is a :class:`cmrm.registry.Registry` of factories: each name maps to a lazily
+:data:`JUDGES` is a :class:`cmrm.base.registry.Registry` of factories: each name maps to a lazily
 imported function (or class) whose keyword arguments are the judge's options, so importing this
 module imports neither torch nor a backend. Unknown names and unknown options fail with a
 did-you-mean message. A new judge is one line::
@@ -15,8 +15,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from cmrm.errors import ConfigError
-from cmrm.registry import Registry
+from cmrm.base.errors import ConfigError
+from cmrm.base.registry import Registry
 
 if TYPE_CHECKING:
     from .judgment import Judge
@@ -58,12 +58,12 @@ JUDGES.register(
 )
 JUDGES.register(
     "organism",
-    "cmrm.organism.judge:OrganismJudge",
+    "cmrm.organisms.toy.judge:OrganismJudge",
     description="the model organism's exact, grammar-aware judge (organism suites; no options)",
 )
 JUDGES.register(
     "organism-smol",
-    "cmrm.organism_smol.judge:SmolJudge",
+    "cmrm.organisms.smol.judge:SmolJudge",
     description="the SmolLM2 organism's judge: refusal keywords, degenerate output, exact image "
     "answers (organism-smol suites; no options)",
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from cmrm.items import Item
+from cmrm.data.items import Item
 
 from .backends import ChatBackend, Message, user, with_system
 from .degenerate import is_degenerate

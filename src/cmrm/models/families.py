@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UnsupportedModelError
-from ..registry import Registry, instance_of
+from ..base.errors import UnsupportedModelError
+from ..base.registry import Registry, instance_of
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from ..errors import CmrmError, ConfigError, UnsupportedModelError
-from ..layers import locate_decoder_layers, unwrap
+from ..base.errors import CmrmError, ConfigError, UnsupportedModelError
 from .families import FamilySpec, family_for
+from .layers import locate_decoder_layers, unwrap
 from .placement import Placement
 from .registry import MODELS
 from .vlm import VLM

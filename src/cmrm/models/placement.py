@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class Placement:
         """``max_memory``, or, for ``auto`` maps with several ranks on a node, the rank's GPUs."""
         if self.max_memory is not None or not torch.cuda.is_available():
             return self.max_memory
-        from ..distributed import World
+        from ..base.distributed import World
 
         world = World.from_env()
         if world.local_size < 2 or not isinstance(self.device_map, str):

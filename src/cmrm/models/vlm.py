@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import CmrmError
-from ..layers import DecoderLayers
+from ..base.errors import CmrmError
 from .families import FamilySpec
+from .layers import DecoderLayers
 from .placement import execution_device
 
 logger = logging.getLogger(__name__)

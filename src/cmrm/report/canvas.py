@@ -2,7 +2,7 @@
 
 Every figure cmrm draws (run reports, the gap analysis, the demo) is made with
 :func:`new_figure` (matplotlib's object API: no display, no global pyplot state, nothing to close)
-and written with :func:`save_figure` (through :mod:`cmrm.atomic`, so a crash never leaves a
+and written with :func:`save_figure` (through :mod:`cmrm.base.atomic`, so a crash never leaves a
 half-written PNG).
 """
 
@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_write
+from ..base.atomic import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..atomic import atomic_write
+from ..base.atomic import atomic_write
 
 Align = Literal["left", "right"]
 

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..generate import GenerationOptions
+from ..generation.generate import GenerationOptions
 from ..models.vlm import VLM
 from . import responses
 from .batch import Row, RowResult

@@ -27,7 +27,7 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from ..generate import GenerationOptions
+from ..generation.generate import GenerationOptions
 from ..interventions.value import Intervention
 from ..models.vlm import VLM
 from .intervention import intervention_context

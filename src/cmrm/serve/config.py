@@ -7,10 +7,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import CmrmError
-from ..images import NullImage
-from ..positions import check_positions
-from ..shift import ShiftVectors
+from ..base.errors import CmrmError
+from ..calibration.shift import ShiftVectors
+from ..data.images import NullImage
+from ..models.positions import check_positions
 
 MAX_IMAGES = 1
 """Images per request: cmrm encodes one image per prompt (and computes a sample-level shift from

@@ -22,8 +22,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import CmrmError
-from ..generate import GenerationOptions
+from ..base.errors import CmrmError
+from ..generation.generate import GenerationOptions
 from .batch import Row, RowResult, run_batch
 from .config import Limits, ServedIntervention
 from .conversation import ChatVLM

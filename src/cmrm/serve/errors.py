@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 
 _TYPES = {
     400: "invalid_request_error",

@@ -17,11 +17,11 @@ from typing import Any, cast
 
 from PIL import Image
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 from ..interventions.apply import intervene
+from ..interventions.operators import OPERATORS, needs_axis
 from ..interventions.value import Intervention
 from ..models.vlm import VLM
-from ..operators import OPERATORS, needs_axis
 from .config import OverridePolicy, ServedIntervention
 from .errors import APIError, bad_request
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import uvicorn
 
-from ..errors import CmrmError
+from ..base.errors import CmrmError
 
 
 def serve_forever(app: Any, host: str, port: int, log_level: str = "info") -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from ..evaluation.config import EvalConfig
 from .objective import Objective
 from .space import TuneSpace

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from ..evaluation.metrics import Summary
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..base.errors import ConfigError
 from ..evaluation.options import parse_alphas, parse_keyed, parse_options, split_list
 from .config import TuneConfig
 from .objective import Objective

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_path
+from ..base.atomic import atomic_path
 from .result import Trial, TuneResult
 
 if TYPE_CHECKING:

@@ -28,14 +28,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..atomic import write_json_atomic
-from ..errors import ConfigError
+from ..base.atomic import write_json_atomic
+from ..base.errors import ConfigError
+from ..calibration.shift import ShiftVectors, library_versions
+from ..data.items import Item
 from ..evaluation.config import EvalConfig
 from ..evaluation.runner import run_eval
 from ..evaluation.sources import check_anchor_leak, default_load_items
 from ..evaluation.store import RowStore, read_json, run_lock
-from ..items import Item
-from ..shift import ShiftVectors, library_versions
 from .config import RUNTIME, TuneConfig
 from .objective import TrialMetrics, rank_key
 from .result import Trial, TuneResult
@@ -111,8 +111,8 @@ class _Search:
         self.shifts: dict[str, ShiftVectors] = {}
 
     def variant(self, variant: Variant) -> tuple[ShiftVectors, Path]:
-        from ..estimate import calibrate
-        from ..images import NullImage
+        from ..calibration.estimate import calibrate
+        from ..data.images import NullImage
 
         where = self.out / "variants" / variant.key
         if variant.key not in self.shifts:

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..contrast import CONTRASTS, ESTIMATORS
-from ..errors import ConfigError
+from ..base.errors import ConfigError
+from ..calibration.contrast import CONTRASTS, ESTIMATORS
+from ..interventions.operators import operator_names
 from ..interventions.value import SOURCES
-from ..operators import operator_names
-from ..positions import POSITIONS
+from ..models.positions import POSITIONS
 
 DEFAULT_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)
 """A log grid (factor 2) around the paper's alpha = 1."""
