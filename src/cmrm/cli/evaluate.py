@@ -159,6 +159,8 @@ def eval_command(
         offload_folder=offload_folder,
     )
     world = World.from_env()
+    if config.applied is not None and world.is_main:
+        typer.echo(f"applying {config.applied}", err=True)
     summary = run_eval(config, output, show_progress=True, world=world)
     if not world.is_main:
         return

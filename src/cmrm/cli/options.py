@@ -7,9 +7,10 @@ Every such command takes ``MODEL`` as its first positional argument and ``--dtyp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -124,7 +125,27 @@ class InterventionFlags:
                 default_positions=default_positions,
             )
         )
+        rec = loaded.meta.recommended if loaded is not None else None
+        if rec is not None and intervention is not None and self.alpha is None and self.operator is None:
+            _say_applied(self.shift, rec, intervention)
         return loaded, intervention
+
+
+def _say_applied(shift: Path | None, rec: Any, intervention: Intervention) -> None:
+    """Tell the user that ``--shift DIR`` applied ``cmrm tune``'s recommendation (stderr)."""
+    iv = intervention
+    layers = "all" if iv.layers in (None, "all") else iv.layers
+    words = (
+        f"applying tune's recommendation from {shift}: {iv.operator}, alpha {iv.alpha:g}, "
+        f"layers {layers}, positions {iv.positions} (pass --alpha/--operator to override)"
+    )
+    typer.echo(words, err=True)
+    if isinstance(rec, Mapping) and rec.get("feasible") is False:
+        typer.echo(
+            "warning: this recommendation met NONE of its tune constraints (it is only the "
+            "closest setting tried); check tune.json before relying on it",
+            err=True,
+        )
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,9 @@ class EvalConfig:
     bootstrap: int = 1000
     """Bootstrap resamples for the 95 % intervals."""
     confidence: float = 0.95
+    applied: str | None = None
+    """The ``cmrm tune`` recommendation this run applied (``--shift DIR`` without setting
+    flags), in words; None when the settings came from flags or defaults."""
 
     def __post_init__(self) -> None:
         if not self.benchmarks:

@@ -69,20 +69,32 @@ def bootstrap(
     return Estimate(float(data.mean()), float(low), float(high), len(data))
 
 
+def row_value(row: Mapping[str, Any], metric: str) -> float | None:
+    """This row's contribution to ``metric``, or None when the row does not count toward it."""
+    j = row["judgment"]
+    benign = row.get("item", {}).get("kind") == "benign"
+    if metric == "unsafe_rate":
+        return float(j["unsafe"]) if j.get("unsafe") is not None and not benign else None
+    if metric in ("refusal_rate", "over_refusal_rate"):
+        if j.get("refused") is None or benign != (metric == "over_refusal_rate"):
+            return None
+        return float(j["refused"])
+    if metric == "accuracy":
+        return float(j["correct"]) if j.get("correct") is not None else None
+    if metric == "score":
+        return float(j["score"]) if j.get("score") is not None else None
+    if metric == "degenerate_rate":
+        return float(bool(j.get("degenerate")))
+    raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+
+
 def _metric_values(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {m: [] for m in METRICS}
     for row in rows:
-        j = row["judgment"]
-        benign = row.get("item", {}).get("kind") == "benign"
-        if j.get("unsafe") is not None and not benign:
-            out["unsafe_rate"].append(float(j["unsafe"]))
-        if j.get("refused") is not None:
-            out["over_refusal_rate" if benign else "refusal_rate"].append(float(j["refused"]))
-        if j.get("correct") is not None:
-            out["accuracy"].append(float(j["correct"]))
-        if j.get("score") is not None:
-            out["score"].append(float(j["score"]))
-        out["degenerate_rate"].append(float(bool(j.get("degenerate"))))
+        for metric in METRICS:
+            value = row_value(row, metric)
+            if value is not None:
+                out[metric].append(value)
     return out
 
 

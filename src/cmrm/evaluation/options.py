@@ -16,6 +16,8 @@ benchmark option's VALUE is typed by the option's declaration (``tiny=yes`` -> T
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +27,8 @@ from ..base.errors import CmrmError, ConfigError
 from ..base.keyvalue import split_assignment, typed_value
 from .config import EvalConfig
 from .presets import get_preset
+
+logger = logging.getLogger(__name__)
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -196,6 +200,67 @@ def _check_used(
             )
 
 
+_SETTING_KEYS = ("alphas", "operators", "layers", "positions")
+
+
+def recommended_fields(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``cmrm tune``'s recommendation stored in ``given["shift"]``, when the shift
+    comes without any setting flag (``--alpha``, ``--operator``, ``--layers``, ``--positions``),
+    as ``generate``, ``gap``, ``serve`` and ``export`` do; ``{}`` otherwise.
+
+    The result's ``applied`` says in words what was applied (printed and kept in config.json);
+    a recommendation that met none of its constraints is applied with a warning saying so.
+
+    Raises:
+        ConfigError: the recommendation in ``shift.json`` is malformed.
+    """
+    shift = given.get("shift")
+    if shift is None or any(k in given for k in _SETTING_KEYS):
+        return {}
+    path = Path(shift) / "shift.json"
+    if not path.is_file():
+        return {}  # the run's shift check reports the missing file
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8")).get("recommended")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return {}  # the shift's own loader reports the broken file
+    if rec is None:
+        return {}
+    if not isinstance(rec, Mapping) or not isinstance(rec.get("alpha"), int | float):
+        raise ConfigError(
+            f"{path}: 'recommended' must be an object with a numeric 'alpha' (as `cmrm tune` "
+            f"writes it), got {rec!r}; re-run `cmrm tune` or pass --alpha/--operator"
+        )
+    source = str(rec.get("source", "dataset"))
+    if source != "dataset":
+        raise ConfigError(
+            f"{path} recommends a {source}-level setting; `cmrm eval --shift` evaluates "
+            "dataset-level vectors: pass --method sample with the recommended --alpha/--operator"
+        )
+    out: dict[str, Any] = {
+        "alphas": (float(rec["alpha"]),),
+        "operators": (str(rec.get("operator", "add")),),
+        "positions": str(rec.get("positions", "all")),
+    }
+    if rec.get("layers") not in (None, "all"):
+        out["layers"] = str(rec["layers"])
+    words = (
+        f"tune's recommendation from {path}: {out['operators'][0]}, alpha {out['alphas'][0]:g}, "
+        f"layers {out.get('layers', 'all')}, positions {out['positions']}"
+    )
+    if rec.get("feasible") is False:
+        logger.warning(
+            "%s met NONE of its tune constraints (it is only the closest setting): evaluating "
+            "it anyway; pass --alpha/--operator/--layers to evaluate another setting",
+            words,
+        )
+        words += " (met none of its constraints)"
+    else:
+        logger.info("applying %s", words)
+    out["applied"] = words
+    return out
+
+
 def _merge(
     base: Mapping[str, Mapping[str, Any]], extra: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -256,6 +321,7 @@ def build_config(
     user_bench_options = _canonical_keys(parse_bench_options(bench_options, "--bench-option"))
     _check_defaults(preset, methods, given)
     if make_preset is None:
+        given.update(recommended_fields(given))
         if judge_model is not None:
             raise ConfigError("--judge-model only applies to --preset paper; use --judge-option")
         config = EvalConfig(

@@ -33,6 +33,8 @@ from ..base.errors import ConfigError
 from ..calibration.shift import ShiftVectors, library_versions
 from ..data.items import Item
 from ..evaluation.config import EvalConfig
+from ..evaluation.metrics import METRICS
+from ..evaluation.paired import item_values, paired_difference, run_cells
 from ..evaluation.runner import run_eval
 from ..evaluation.sources import check_anchor_leak, default_load_items
 from ..evaluation.store import RowStore, read_json, run_lock
@@ -109,6 +111,9 @@ class _Search:
         self.config, self.out, self.vlm, self.show = config, out_dir, vlm, show_progress
         self.data = _Data(config)
         self.shifts: dict[str, ShiftVectors] = {}
+        self.none_rows: dict[str, list[dict[str, Any]]] = {}
+        """Per validation benchmark, the ``none`` baseline's judged rows (for paired
+        differences)."""
 
     def variant(self, variant: Variant) -> tuple[ShiftVectors, Path]:
         from ..calibration.estimate import calibrate
@@ -135,10 +140,23 @@ class _Search:
         return self.shifts[variant.key], where
 
     def evaluate(self, name: str, eval_config: EvalConfig) -> TrialMetrics:
-        summary = run_eval(
-            eval_config, self.out / "trials" / name, vlm=self.vlm, load_items_fn=self.data.load
-        )
-        return TrialMetrics.from_summary(summary)
+        where = self.out / "trials" / name
+        summary = run_eval(eval_config, where, vlm=self.vlm, load_items_fn=self.data.load)
+        return TrialMetrics.from_summary(summary).with_paired(self.paired(where))
+
+    def paired(self, run_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per benchmark and metric, the paired difference of a trial's run to ``none``."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for (bench, _, _, _), rows in run_cells(run_dir).items():
+            base = self.none_rows.get(bench, [])
+            diffs = {}
+            for metric in METRICS:
+                mine, theirs = item_values(rows, metric), item_values(base, metric)
+                estimate = paired_difference(mine, theirs, seed=self.config.seed)
+                if estimate.value is not None:
+                    diffs[metric] = estimate.to_json()
+            out[bench] = diffs
+        return out
 
     def baselines(self) -> tuple[TrialMetrics, TrialMetrics]:
         config = self.config.eval_config(methods=("none", "text-only"))
@@ -148,6 +166,9 @@ class _Search:
         by_method: dict[str, list[Any]] = {"none": [], "text-only": []}
         for cell in summary.cells:
             by_method[cell.cell.method].append(cell)
+        for (bench, method, _, _), rows in run_cells(self.out / "trials" / "baselines").items():
+            if method == "none":
+                self.none_rows[bench] = rows
         return (
             TrialMetrics.from_summary(replace(summary, cells=tuple(by_method["none"]))),
             TrialMetrics.from_summary(replace(summary, cells=tuple(by_method["text-only"]))),
