@@ -23,7 +23,7 @@ from cmrm.serve.server import running_server
 
 def organism_and_shift() -> tuple[VLM, ShiftVectors]:
     vlm = load_vlm("organism")
-    return vlm, calibrate(vlm, load_items("organism:anchor", limit=16))
+    return vlm, calibrate(vlm, load_items("organism:anchor", limit=16), gate=True)
 
 
 def data_url(image: Image.Image, fmt: str = "PNG") -> str:

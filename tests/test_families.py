@@ -191,9 +191,9 @@ def test_exact_delta_through_cached_generation(family: str, positions: str, oper
         mask = prompt_mask if i == 0 else torch.ones(pre.shape[:2], dtype=torch.bool)
         mask = mask & shifted_rows[:, None]
         expected = reference_operator(
-            operator, pre, step, mask, axis.direction, axis.reference, gate
+            operator, pre, step, mask, axis.direction, axis.reference, gate, axis.gate
         )
-        if operator == "conditional":
+        if operator in ("conditional", "mars"):
             mask = mask & gate[:, None]
         if operator in ("add", "conditional"):
             assert torch.equal(post, pre + mask[..., None].float() * step), f"call {i}"

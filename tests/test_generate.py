@@ -30,8 +30,8 @@ def kinded_shift(vlm: VLM, image: Image.Image) -> ShiftVectors:
         Item(id=str(i), prompt=p, image=image, kind="harmful" if i % 2 else "benign")
         for i, p in enumerate(PROMPTS)
     ]
-    shift = calibrate(vlm, anchors)
-    assert shift.axes is not None
+    shift = calibrate(vlm, anchors, gate=True)
+    assert shift.axes is not None and shift.axes.gate is not None
     return shift
 
 

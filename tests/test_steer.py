@@ -38,7 +38,8 @@ def random_shift(
     directions = directions / directions.norm(dim=-1, keepdim=True)
     reference = torch.randn(len(layers), generator=gen)
     threshold = 0.1 * torch.randn(len(layers), generator=gen)
-    axes = SafetyAxes(layers, directions, reference, threshold)
+    gate = 0.1 * torch.randn(len(layers), vlm.hidden_size, generator=gen)
+    axes = SafetyAxes(layers, directions, reference, threshold, gate)
     return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
@@ -50,14 +51,20 @@ def reference_operator(
     u: Tensor,
     r: float,
     gate: Tensor | None = None,
+    w: Tensor | None = None,
 ) -> Tensor:
     """Each operator's formula written out independently (README's method section); ``gate``
-    (rows) for ``conditional``."""
+    (rows) for ``conditional`` and ``mars``; ``w`` (the null-space read-out) for
+    ``alphasteer``."""
     m = mask[..., None]
-    if operator == "conditional":
+    if operator in ("conditional", "mars"):
         assert gate is not None
         m = m & gate[:, None, None]
+    if operator == "conditional":
         return torch.where(m, pre + step, pre)
+    if operator == "alphasteer":
+        assert w is not None
+        return torch.where(m, pre + (pre @ w)[..., None] * step, pre)
     if operator == "add":
         new = pre + step
     elif operator == "project":

@@ -35,7 +35,7 @@ from ..base.errors import CmrmError
 from ..data.images import NullImage, load_image
 from ..data.items import Item
 from ..models.vlm import VLM
-from .axes import SafetyAxes
+from .axes import SafetyAxes, fit_gate
 from .capture import ReadPosition
 from .contrast import ESTIMATORS, Contrast, Estimator, differences, paired_states, pc1_vector
 from .reduction import Partial, reduce_partial, shard_batches
@@ -138,6 +138,7 @@ def calibrate(
     batch_size: int = 8,
     show_progress: bool = False,
     world: World = SINGLE,
+    gate: bool = False,
 ) -> ShiftVectors:
     """Estimate a dataset-level shift over an anchor set (plus safety axes when the anchors
     carry harmful and benign kinds).
@@ -145,6 +146,10 @@ def calibrate(
     Args:
         sequential: measure layer ``l`` with layers ``< l`` steered (``add``, at
             ``calibration_alpha`` and ``positions``), so the shifts do not compound.
+        gate: also fit the safety axes' null-space-constrained read-out (the ``alphasteer``
+            operator's; see :func:`cmrm.calibration.axes.fit_gate`). Keeps the anchors'
+            contrast-variant states: memory O(anchors x layers x hidden) instead of
+            O(layers x hidden).
 
     With ``world`` of several ranks (every rank calls this with the same anchors), each rank runs
     its share of the batches and the partial sums are reduced across ranks (see
@@ -162,7 +167,7 @@ def calibrate(
     diff_part = Partial.empty(n, hidden, keep=keep)
     text_part = Partial.empty(n, hidden, keep=keep and sequential)
     kind_parts = {kind: Partial.empty(n, hidden) for kind in KINDS}
-    image_parts = {kind: Partial.empty(n, hidden) for kind in KINDS}
+    image_parts = {kind: Partial.empty(n, hidden, keep=gate) for kind in KINDS}
     starts = shard_batches(len(items), batch_size, world)
     for start in tqdm(starts, desc="calibrating", disable=not show_progress, unit="batch"):
         chunk = items[start : start + batch_size]
@@ -231,4 +236,15 @@ def calibrate(
     )
     logger.info("calibrated %s shift on %d anchors", estimator, len(items))
     axes = safety_axes(chosen, kind_parts, image_parts)
+    if gate and axes is not None:
+        harmful, benign = (
+            image_parts["harmful"].ordered_rows(),
+            image_parts["benign"].ordered_rows(),
+        )
+        axes = axes.with_gate(torch.stack([fit_gate(harmful[i], benign[i]) for i in range(n)]))
+    elif gate:
+        raise CmrmError(
+            "a gate (for the alphasteer operator) needs anchors of both kinds, harmful and "
+            "benign; these anchors lack one"
+        )
     return ShiftVectors(layers=chosen, vectors=vectors, meta=meta, axes=axes)

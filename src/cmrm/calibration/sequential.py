@@ -18,9 +18,11 @@ the hidden states), and then layer ``l`` is applied to every batch's carried sta
 ``l``'s vector is measured from them (reduced across ranks), added to them (``add`` at the
 calibration positions, exactly as :func:`cmrm.steer` adds it) and the states move on to layer
 ``l + 1``. Memory: the anchors' states at one layer (anchors x tokens x hidden), plus the
-per-batch layer arguments. The first chosen layer's states are checked against the ordinary
-pass, so a family whose decoder does more between layers than call them in turn fails loudly
-instead of calibrating wrongly.
+per-batch layer arguments. The recording pass runs the layers up to the first chosen one and
+passes the later ones through (their arguments do not depend on the hidden states), so the whole
+costs about two forward passes of the contrast variant besides the text-only pass. The first
+chosen layer's states are checked against the ordinary pass, so a family whose decoder does more
+between layers than call them in turn fails loudly instead of calibrating wrongly.
 """
 
 from __future__ import annotations
@@ -84,9 +86,14 @@ def _split(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Tensor, bool,
 
 def _record(vlm: VLM, batch: Batch, deepest: int, first: int, read: ReadPosition) -> _Carried:
     """One ordinary pass that stops at the deepest layer: its first input, every layer's other
-    arguments, and the first chosen layer's read states."""
+    arguments, and the first chosen layer's read states.
+
+    The layers after the first chosen one are passed through in this pass (their arguments do
+    not depend on the hidden states, and their outputs are recomputed layer by layer), so it
+    costs the embeddings, the vision tower and the layers up to the first chosen one.
+    """
     calls: list[tuple[bool, tuple[Any, ...], dict[str, Any]]] = []
-    found: dict[str, Tensor] = {}
+    found: dict[str, Any] = {}
 
     def pre_hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         index = len(calls)
@@ -99,16 +106,33 @@ def _record(vlm: VLM, batch: Batch, deepest: int, first: int, read: ReadPosition
 
     def first_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         found["first"] = reduce_states(hidden_of(output), batch, read).detach().cpu()
+        found["bare"] = isinstance(output, Tensor)  # transformers 5: a bare tensor
 
+    def passthrough(layer: nn.Module) -> Any:
+        original = layer.forward
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            if found.get("bare"):
+                return _split(args, kwargs)[0]
+            return original(*args, **kwargs)
+
+        return forward
+
+    skipped = list(vlm.layers.modules[first + 1 : deepest])
     with HookSet() as hooks:
         for module in vlm.layers.modules[: deepest + 1]:
             hooks.forward_pre(module, pre_hook)
         hooks.forward(vlm.layers.modules[first], first_hook)
         try:
+            for layer in skipped:
+                layer.forward = passthrough(layer)
             with torch.inference_mode():
                 vlm.model(**batch.inputs, use_cache=False)
         except _Recorded:
             pass
+        finally:
+            for layer in skipped:
+                del layer.forward
     if len(calls) != deepest + 1 or ("first" not in found and first < deepest):
         raise CmrmError(
             f"sequential calibration saw {len(calls)} decoder-layer calls before layer {deepest}; "

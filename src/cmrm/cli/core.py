@@ -88,6 +88,14 @@ def calibrate(
     ] = "all",
     layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
     read: Annotated[str, typer.Option(help="Read position: last or mean.")] = "last",
+    gate: Annotated[
+        bool,
+        typer.Option(
+            "--gate",
+            help="Also fit the null-space-constrained read-out the alphasteer operator needs "
+            "(keeps the anchors' states: memory grows with the anchor count).",
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     limit: Annotated[int | None, typer.Option(min=1, help="Use at most N anchors.")] = None,
     root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,
@@ -140,6 +148,7 @@ def calibrate(
         batch_size=batch_size,
         show_progress=world.is_main,
         world=world,
+        gate=gate,
     )
     distributed.main_first(world, lambda: shift.save(output))
     if not world.is_main:

@@ -85,6 +85,12 @@ def _operator_and_axes(
             f"operator {op.name!r}: no safety axis for layers {missing} "
             f"(the axes cover {list(axes.layers)})"
         )
+    if getattr(op, "needs_gate", False) and axes.gate is None:
+        raise IncompatibleShiftError(
+            f"operator {op.name!r} needs the safety axes' gate (a null-space-constrained "
+            "read-out), which this shift lacks: calibrate with `cmrm calibrate --gate` (or "
+            "`calibrate(..., gate=True)`) on anchors of both kinds"
+        )
     if op.gates and axes.threshold is None:
         raise IncompatibleShiftError(
             f"operator {op.name!r} needs the safety axes' threshold, which this shift lacks "

@@ -27,7 +27,7 @@ def build_tune_config(
     bands: str | None = None,
     positions: str | None = None,
     sources: str | None = None,
-    objective: dict[str, float] | None = None,
+    objective: dict[str, Any] | None = None,
     judges: Sequence[str] = (),
     judge_options: Sequence[str] = (),
     roots: Sequence[str] = (),
