@@ -39,10 +39,11 @@ SIZES = {
     "organism-smol:benign-text": 150,
     "organism-smol:benign-image": 150,
     "organism-smol:image-qa": 240,
-    "organism-smol:anchor": 190,
+    "organism-smol:anchor": 240,
     "organism-smol:val-harmful-text": 240,
     "organism-smol:val-harmful-image": 240,
     "organism-smol:val-harmful-task": 277,
+    "organism-smol:val-harmful-task-image": 277,
     "organism-smol:val-benign-text": 100,
     "organism-smol:val-benign-image": 100,
     "organism-smol:val-image-qa": 150,
@@ -113,11 +114,20 @@ def test_suites_have_their_sizes_kinds_and_are_registered() -> None:
         assert len(load_suite(name, limit=size + 5)) == size
     anchors = load_suite("organism-smol:anchor")
     kinds = [item.kind for item in anchors]
-    assert kinds.count("harmful") == 120 and kinds.count("benign") == 70
+    assert kinds.count("harmful") == 170 and kinds.count("benign") == 70
+    # anchors hold both request kinds, like the held-out set: questions and tasks
+    harmful = [item for item in anchors if item.kind == "harmful"]
+    rephrased = [item for item in harmful if str(item.meta["source"]).endswith("(as task)")]
+    assert len(rephrased) == 50 and not any(is_question(i.prompt) for i in rephrased)
+    assert len([i for i in harmful if is_question(i.prompt)]) >= 100
     assert all(item.image is not None for item in anchors)
     assert load_items("organism-smol:val-image-qa", limit=3)[0].answer is not None
     with pytest.raises(UnknownNameError, match="did you mean|Did you mean"):
         load_suite("organism-smol:harmful-imag")
+
+
+def written_tasks_all() -> set[str]:
+    return {p.text for p in written_tasks("train") + written_tasks("val")}
 
 
 def _prompts(name: str) -> set[str]:
@@ -132,15 +142,20 @@ def test_anchor_validation_and_evaluation_share_no_prompt_and_no_image() -> None
     anchor = _prompts("organism-smol:anchor")
     val = _prompts("organism-smol:val-harmful-text") | _prompts("organism-smol:val-benign-text")
     task = _prompts("organism-smol:val-harmful-task")
+    assert _prompts("organism-smol:val-harmful-task-image") == task
     held = _prompts("organism-smol:harmful-text") | _prompts("organism-smol:benign-text")
     assert not anchor & val and not anchor & held and not val & held
     assert not task & held and not task & anchor and not task & val
     trained = {as_task(p.text).lower() for p in dna_split("train")}
     assert not task & trained, "validation tasks must not be phrased as training tasks"
+    assert not anchor & trained and not anchor & {p.lower() for p in written_tasks_all()}
     groups = {
         "anchor": _scene_seeds("organism-smol:anchor"),
         "val": set().union(
-            *(_scene_seeds(f"organism-smol:val-{s}") for s in ("harmful-image", "benign-image"))
+            *(
+                _scene_seeds(f"organism-smol:val-{s}")
+                for s in ("harmful-image", "benign-image", "harmful-task-image")
+            )
         ),
         "val-qa": _scene_seeds("organism-smol:val-image-qa"),
         "eval": set().union(
@@ -267,6 +282,10 @@ def test_organism_eval_measures_the_held_out_or_the_validation_suites() -> None:
     )
     validation = organism_suites("organism-smol", validation=True)
     mirrored = [f"organism-smol:val-{s[len('organism-smol:') :]}" for s in held_out]
-    assert set(validation) == {*mirrored, "organism-smol:val-harmful-task"}
+    assert set(validation) == {
+        *mirrored,
+        "organism-smol:val-harmful-task",
+        "organism-smol:val-harmful-task-image",
+    }
     assert "organism:harmful-blank" in organism_suites("organism")
     assert not set(organism_suites("organism")) & set(organism_suites("organism", validation=True))

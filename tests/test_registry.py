@@ -143,7 +143,15 @@ def test_judge_family_model_preset_and_operator_registries() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'paper'"):
         build_config("m", preset="papre")
     assert OPERATORS.kind == "operator"
-    assert OPERATORS.names() == ["add", "project", "norm-preserving", "gated", "conditional"]
+    assert OPERATORS.names() == [
+        "add",
+        "project",
+        "norm-preserving",
+        "gated",
+        "conditional",
+        "alphasteer",
+        "mars",
+    ]
     loaders: Registry[object] = Registry("loader", callables=True)
     loaders.register("number", 3)
     with pytest.raises(RegistryError, match="must be callable"):

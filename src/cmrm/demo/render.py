@@ -96,7 +96,10 @@ def tune_summary(tuned: TuneResult) -> dict[str, Any]:
     """What the demo keeps of ``cmrm tune``: the choice and how it was made."""
     rec = tuned.recommended
     return {
+        "grid": tuned.grid,
         "trials": len(tuned.trials),
+        "wall_s": round(tuned.wall_s, 1),
+        "criterion": "paired 95 % interval upper bound against none",
         "feasible": tuned.feasible,
         "recommended": rec.setting.key,
         "constraints_met": rec.score.feasible,

@@ -37,6 +37,8 @@ def tune_json(config: TuneConfig, result: TuneResult) -> dict[str, Any]:
         "weights_and_constraints": config.to_json()["objective"],
         "space": config.to_json()["space"],
         "budget": config.budget,
+        "grid": result.grid,
+        "wall_s": round(result.wall_s, 1),
         "trials": len(result.trials),
         "feasible": result.feasible,
         "baseline": {"none": result.baseline.to_json(), "text-only": result.text_only.to_json()},

@@ -46,6 +46,10 @@ class TuneResult:
     baseline: TrialMetrics
     text_only: TrialMetrics
     out_dir: Path
+    grid: int = 0
+    """Settings in the grid (after ``--budget``; early-stopped ones included)."""
+    wall_s: float = 0.0
+    """Wall time of this invocation (a resumed run counts only its own part)."""
 
     @property
     def feasible(self) -> int:

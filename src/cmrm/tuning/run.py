@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -134,6 +135,7 @@ class _Search:
                     sequential=variant.sequential,
                     positions=variant.positions,
                     batch_size=self.config.batch_size,
+                    gate=self.config.space.needs_gate,
                 )
                 shift.save(where)
                 self.shifts[variant.key] = shift
@@ -200,6 +202,7 @@ def run_tune(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     with run_lock(out):
         _check_config(out, config)
         search = _Search(config, out, vlm, show_progress)
@@ -219,7 +222,9 @@ def run_tune(
         base, text_only = search.baselines()
         trials = _search(search, base)
         best = min(trials, key=lambda t: rank_key(t.score))
-        result = TuneResult(best, tuple(trials), base, text_only, out)
+        grid = len(config.space.settings(search.vlm.num_layers)[: config.budget])
+        wall = time.perf_counter() - started
+        result = TuneResult(best, tuple(trials), base, text_only, out, grid, wall)
         _write(search, result)
     return result
 

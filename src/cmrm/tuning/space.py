@@ -11,7 +11,7 @@ alpha first), so that a ``--budget`` cut still covers every operator and band.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -116,6 +116,9 @@ class TuneSpace:
     bands: tuple[str, ...] = ("auto",)
     positions: tuple[str, ...] = ("last", "all")
     sources: tuple[str, ...] = ("dataset",)
+    operator_alphas: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per operator, its own alpha grid instead of ``alphas`` (operators differ in scale: ``add``
+    breaks where ``project`` has barely started)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Sequence[Any], Sequence[Any]]] = [
@@ -132,8 +135,15 @@ class TuneSpace:
                     f"tune: {what} choices must be among {', '.join(map(str, valid))}; "
                     f"got {list(given) or '(none)'}"
                 )
-        if not self.alphas or any(not math.isfinite(a) or a <= 0 for a in self.alphas):
-            raise ConfigError(f"tune: alphas must be positive finite numbers, got {self.alphas}")
+        grids = [self.alphas, *self.operator_alphas.values()]
+        if any(not g or any(not math.isfinite(a) or a <= 0 for a in g) for g in grids):
+            raise ConfigError(f"tune: alphas must be positive finite numbers, got {grids}")
+        stray = sorted(set(self.operator_alphas) - set(self.operators))
+        if stray:
+            raise ConfigError(
+                f"tune: alpha grids given for operators {stray} that the search does not try "
+                f"(operators: {', '.join(self.operators)})"
+            )
         if not self.bands or not self.sequential:
             raise ConfigError("tune: give at least one layer band and one sequential choice")
 
@@ -154,13 +164,23 @@ class TuneSpace:
                             groups.append(
                                 [
                                     Setting(source, op, float(a), band, positions, variant)
-                                    for a in sorted(self.alphas)
+                                    for a in sorted(self.alphas_of(op))
                                 ]
                             )
         out: list[Setting] = []
-        for rank in range(len(self.alphas)):
-            out.extend(group[rank] for group in groups)
+        for rank in range(max(len(g) for g in groups) if groups else 0):
+            out.extend(group[rank] for group in groups if rank < len(group))
         return out
+
+    def alphas_of(self, operator: str) -> tuple[float, ...]:
+        return tuple(self.operator_alphas.get(operator, self.alphas))
+
+    @property
+    def needs_gate(self) -> bool:
+        """Whether an operator of the search needs the gate (see ``calibrate(gate=True)``)."""
+        from ..interventions.operators import OPERATORS
+
+        return any(getattr(OPERATORS.get(op), "needs_gate", False) for op in self.operators)
 
     def _variants(self, source: str, band: str, positions: str) -> list[Variant]:
         if source == "sample":  # vectors per input (with this contrast); the calibration only

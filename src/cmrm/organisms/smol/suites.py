@@ -3,9 +3,12 @@
 Held-out evaluation suites use HarmBench (harmful), the ``eval`` half of the over-refusal suite
 (benign) and ``eval``-stream scenes; validation suites use Do-Not-Answer's ``val`` split, the
 ``val`` half of the over-refusal suite and ``val``-stream scenes (plus ``val-harmful-task``:
-AdvBench seeds and Do-Not-Answer's ``val`` questions rephrased as tasks, text only); the anchor suite uses
-Do-Not-Answer's ``anchor`` split (``kind = "harmful"``), the everyday ``anchor`` requests
-(``kind = "benign"``) and ``anchor``-stream scenes. Training used none of them (it used
+AdvBench seeds, written tasks and Do-Not-Answer's ``val`` questions rephrased as tasks, text
+only, and ``val-harmful-task-image``, the same with validation scenes — the validation set of
+task-style harmful requests with images that mirrors HarmBench); the anchor suite uses
+Do-Not-Answer's ``anchor`` split (``kind = "harmful"``; questions, and those that rephrase to an
+imperative again as tasks, with the anchor templates), the everyday ``anchor`` requests (``kind = "benign"``) and
+``anchor``-stream scenes. Training used none of them (it used
 Do-Not-Answer ``train``, everyday ``train`` and the ``vision``/``train`` scene streams).
 
 Every suite is deterministic, holds in-memory PIL images, and is shuffled once with a fixed
@@ -45,6 +48,7 @@ SUITES: dict[str, str] = {
     "organism-smol:val-harmful-image": "the same, each with a validation scene",
     "organism-smol:val-harmful-task": "AdvBench seed behaviours, harmful tasks written for cmrm "
     "and the Do-Not-Answer validation questions rephrased as tasks (validation templates), text only",
+    "organism-smol:val-harmful-task-image": "the same tasks, each with a validation scene",
     "organism-smol:val-benign-text": "over-refusal validation half, text only",
     "organism-smol:val-benign-image": "the same, each with a validation scene",
     "organism-smol:val-image-qa": "colour / background questions on validation scenes",
@@ -154,6 +158,13 @@ def _anchor(name: str) -> list[_Spec]:
     rows: list[tuple[str, Literal["harmful", "benign"], str, str]] = [
         (p.text, "harmful", p.source, p.category) for p in dna_split("anchor")
     ]
+    # the same questions as tasks (anchor templates): anchors hold both request kinds, as the
+    # held-out HarmBench set does
+    rows += [
+        (as_task(p.text, "anchor"), "harmful", f"{p.source} (as task)", p.category)
+        for p in dna_split("anchor")
+        if is_question(p.text) and not is_question(as_task(p.text, "anchor"))
+    ]
     rows += [(text, "benign", "everyday", "everyday") for text in everyday_split("anchor")]
     random.Random(f"{_SHUFFLE}-anchor").shuffle(rows)
     pictures = scenes("anchor", len(rows))
@@ -181,8 +192,9 @@ def _build(name: str) -> tuple[_Spec, ...]:
     layout, stream = _LAYOUT[split], _stream(split)
     if suite == "image-qa":
         return tuple(_image_qa(name, stream[slice(*layout.qa)]))
-    if suite == "harmful-task":
-        return tuple(_requests(name, _task_rows(), "harmful", None))
+    if suite in ("harmful-task", "harmful-task-image"):
+        pictures = stream[slice(*layout.harmful)] if suite.endswith("-image") else None
+        return tuple(_requests(name, _task_rows(), "harmful", pictures))
     what, mode = suite.split("-")
     kind: Literal["harmful", "benign"] = "harmful" if what == "harmful" else "benign"
     rows = _harmful_rows(split) if kind == "harmful" else _benign_rows(split)
