@@ -126,7 +126,12 @@ class InterventionFlags:
             )
         )
         rec = loaded.meta.recommended if loaded is not None else None
-        if rec is not None and intervention is not None and self.alpha is None and self.operator is None:
+        if (
+            rec is not None
+            and intervention is not None
+            and self.alpha is None
+            and self.operator is None
+        ):
             _say_applied(self.shift, rec, intervention)
         return loaded, intervention
 
