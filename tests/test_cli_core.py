@@ -86,7 +86,7 @@ def test_calibrate_then_generate(saved_llava: Path, anchors: Path, tmp_path: Pat
         (["calibrate", "MODEL", "--anchors", "ANCHORS", "--layers", "9"], "out of range"),
         (["generate", "MODEL", "--image", "nope.png", "w1"], "does not exist"),
         (["generate", "MODEL", "--shift", "nowhere", "w1"], "shift.json is missing"),
-        (["inspect", "/no/such/model/dir"], "cannot load the config"),
+        (["inspect", "/no/such/model/dir"], "local model folder /no/such/model/dir does not exist"),
     ],
 )
 def test_errors_are_one_line_messages(

@@ -29,7 +29,7 @@ def test_report_from_a_run(tmp_path: Path) -> None:
         assert "&lt;script&gt;alert(0)&lt;/script&gt;" in text
     assert "| unsafe rate |" in md or "unsafe rate |" in md
     # the table row of the unsteered cell: 11 of 11 judged, all unsafe with a degenerate interval
-    assert "| none | - | fake | 11/11 | 1.000 [1.000, 1.000] |" in md
+    assert "| none | - | - | fake | 11/11 | 1.000 [1.000, 1.000] |" in md
     assert "\\|0" in md  # a pipe inside a cell is escaped in Markdown
 
 

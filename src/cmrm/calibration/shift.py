@@ -24,6 +24,7 @@ from torch import Tensor
 from ..base.atomic import atomic_path, atomic_write
 from ..base.errors import IncompatibleShiftError
 from .axes import SafetyAxes
+from .shift_file import check_meta, check_tensor_shapes
 
 FORMAT_VERSION = 1
 
@@ -188,8 +189,19 @@ class ShiftVectors:
             layers = tuple(int(x) for x in header.pop("layers"))
             has_axes = bool(header.pop("safety_axes", False))
             meta = ShiftMeta(**header)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise IncompatibleShiftError(f"{meta_path} is not valid shift metadata: {err}") from err
+        except (
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            AttributeError,
+            KeyError,
+            TypeError,
+            ValueError,
+        ) as err:
+            raise IncompatibleShiftError(
+                f"{meta_path} is not valid shift metadata ({type(err).__name__}: {err}); "
+                "restore it or recalibrate with `cmrm calibrate`"
+            ) from err
+        check_meta(meta_path, meta, layers)
         if version != FORMAT_VERSION:
             raise IncompatibleShiftError(
                 f"{meta_path} has format_version {version}; this cmrm reads {FORMAT_VERSION}"
@@ -207,6 +219,7 @@ class ShiftVectors:
             raise IncompatibleShiftError(
                 f"{tensor_path} holds {sorted(found)} but shift.json lists {sorted(expected)}"
             )
+        check_tensor_shapes(tensor_path, tensors, layers, meta.hidden_size)
         vectors = torch.stack([tensors[f"layers.{layer}"].float() for layer in layers])
         try:
             axes = SafetyAxes.from_tensors(layers, tensors)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..models.registry import MODELS
+
 if TYPE_CHECKING:
     from ..calibration.shift import ShiftVectors
     from ..interventions.value import Intervention
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="Hub id, local directory saved with save_pretrained, or 'organism' (bundled)."
+        help="Hub id (org/name), local directory saved with save_pretrained, or a bundled "
+        f"model: {', '.join(MODELS.names())}."
     ),
 ]
 DtypeOpt = Annotated[
@@ -177,7 +180,9 @@ class ModelChoice:
         from ..models.checks import resolve_device
         from ..models.loading import parse_dtype
         from ..models.placement import Placement
+        from ..models.source import model_source
 
+        model_source(self.model)  # a typo or a missing folder, before any network request
         parse_dtype(self.dtype)
         Placement.parse(self.device, self.device_map, self.max_memory, self.offload_folder)
         if self.device_map is not None:

@@ -83,11 +83,12 @@ class Item:
 def _item_from_record(record: Any, base: Path, where: str) -> Item:
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    missing = [k for k in ("id", "prompt") if k not in record]
+    missing = [k for k in ("id", "prompt", "image") if k not in record]
     if missing:
         raise DataError(
             f"{where}: missing key(s) {missing}; every line needs 'id', 'prompt' and 'image' "
-            "(a path relative to the file's folder, or null)"
+            "(a path relative to the file's folder, or null for a text-only row: write "
+            '"image": null to say so, an absent key is taken for a mistake)'
         )
     raw_id = record["id"]
     if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
@@ -137,11 +138,12 @@ def read_jsonl(path: str | Path) -> Iterator[Item]:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist; pass a JSONL file of items")
     seen: set[str] = set()
-    with path.open(encoding="utf-8-sig") as handle:
-        for lineno, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            line = _decode(raw, lineno, path)
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
@@ -153,6 +155,37 @@ def read_jsonl(path: str | Path) -> Iterator[Item]:
                 raise DataError(f"{where}: duplicate id {item.id!r}; ids must be unique")
             seen.add(item.id)
             yield item
+
+
+_BINARY = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"RIFF": "a WebP image",
+    b"PK\x03\x04": "a zip archive",
+    b"%PDF": "a PDF",
+}
+
+
+def _decode(raw: bytes, lineno: int, path: Path) -> str:
+    """One line of a generic JSONL file as text (UTF-8, a byte-order mark allowed on line 1)."""
+    if lineno == 1:
+        for magic, what in _BINARY.items():
+            if raw.startswith(magic):
+                raise DataError(
+                    f"{path} is {what}, not a JSONL data file; a data file lists items, one "
+                    'JSON object per line ({"id": ..., "prompt": ..., "image": "a.png"}), and '
+                    "refers to its images by path"
+                )
+    try:
+        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        byte = raw[err.start : err.start + 1].hex()
+        raise DataError(
+            f"{path}:{lineno} is not UTF-8 text (byte 0x{byte} at column {err.start + 1}); "
+            "a JSONL data file must be UTF-8: re-save it as UTF-8 (e.g. iconv -f latin1 -t "
+            f"utf-8 {path.name} > fixed.jsonl)"
+        ) from err
 
 
 def write_jsonl(items: Iterable[Item], path: str | Path, *, images: str = "images") -> Path:

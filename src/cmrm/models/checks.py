@@ -86,7 +86,9 @@ def resolve_device(device: str | None, model: str | None = None) -> str | None:
         if not torch.cuda.is_available():
             logger.info("--device auto: no CUDA device, using the CPU")
             return "cpu"
-        return "cuda" if model == "organism" else "auto"
+        from .registry import MODELS
+
+        return "cuda" if model in MODELS else "auto"
     if text == "cpu":
         return "cpu"
     kind, _, index = text.partition(":")
@@ -123,9 +125,12 @@ def peek_num_layers(
     model: str, *, layers_path: str | None = None, trust_remote_code: bool = False
 ) -> int | None:
     """The text decoder's depth from the model's config alone (no weights loaded), or None
-    when it cannot be known before loading (the organism, an explicit ``layers_path``, a config
-    that cannot be read: the loader then reports the real error)."""
-    if model == "organism" or layers_path is not None:
+    when it cannot be known before loading (a bundled model, an explicit ``layers_path``, a config
+    that cannot be read: the loader then reports the real error). A bundled model is never
+    looked up on the hub."""
+    from .registry import MODELS
+
+    if model in MODELS or layers_path is not None:
         return None
     try:
         from transformers import AutoConfig

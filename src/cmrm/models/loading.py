@@ -13,6 +13,7 @@ from .families import FamilySpec, family_for
 from .layers import locate_decoder_layers, unwrap
 from .placement import Placement
 from .registry import MODELS
+from .source import model_source
 from .vlm import VLM
 
 logger = logging.getLogger(__name__)
@@ -121,20 +122,21 @@ def load_vlm(
     """
     torch_dtype = parse_dtype(dtype)
     placement = Placement.parse(device, device_map, max_memory, offload_folder)
-    if model in MODELS:
+    source = model_source(model)  # no network: a typo or a missing folder fails here
+    if source == "bundled":
         return load_bundled(
             model, dtype=torch_dtype, device=device, layers_path=layers_path, placement=placement
         )
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    where = "local directory" if Path(model).is_dir() else "hub id"
+    where = "local directory" if source == "local" else "hub id"
     try:
         config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise CmrmError(
             f"cannot load the config of {model!r} ({where}): {err}. Pass a hub id you can reach "
             "(check HF_HUB_OFFLINE and your token), a directory saved with save_pretrained, "
-            "or 'organism'"
+            f"or a bundled model ({', '.join(MODELS.names())})"
         ) from err
     family_for(str(config.model_type))  # fail early, before downloading weights
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}

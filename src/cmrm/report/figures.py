@@ -34,6 +34,9 @@ COLOURS = {
     "sample": "tab:purple",
 }
 UTILITY = ("accuracy", "score")
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D", "v")
+"""One line style and marker per operator of a run (colour: the method)."""
 
 
 def slug(text: str) -> str:
@@ -50,29 +53,54 @@ def _errors(estimates: Sequence[Estimate]) -> list[list[float]]:
     return [lows, highs]
 
 
+def line_of(cell: CellSummary) -> tuple[str, str | None]:
+    """The line a cell belongs to: (method, operator); steered cells of two operators are two
+    lines, never one zig-zag over alpha. Baselines have no operator."""
+    return (cell.cell.method, None if cell.cell.alpha is None else cell.cell.operator)
+
+
+def line_label(line: tuple[str, str | None], operators: Sequence[str]) -> str:
+    """``dataset`` for the paper's operator alone, ``dataset/project`` as soon as the run has
+    another operator (or only another one)."""
+    method, operator = line
+    if operator is None or (operator == "add" and list(operators) in ([], ["add"])):
+        return method
+    return f"{method}/{operator}"
+
+
+def _operators(cells: Sequence[CellSummary]) -> list[str]:
+    return list(dict.fromkeys(op for _, op in map(line_of, cells) if op is not None))
+
+
 def _panel(ax: Axes, cells: Sequence[CellSummary], metric: str, alphas: Sequence[float]) -> None:
     span = (min(alphas, default=0.0), max(alphas, default=1.0))
-    for method in dict.fromkeys(c.cell.method for c in cells):
-        mine = [c for c in cells if c.cell.method == method and c.metrics[metric].value is not None]
+    operators = _operators(cells)
+    for line in dict.fromkeys(map(line_of, cells)):
+        mine = [c for c in cells if line_of(c) == line and c.metrics[metric].value is not None]
         if not mine:
             continue
+        method, operator = line
         colour = COLOURS.get(method)
+        label = line_label(line, operators)
         if mine[0].cell.alpha is None:
             e = mine[0].metrics[metric]
             assert e.value is not None and e.low is not None and e.high is not None
-            ax.axhline(e.value, color=colour, linestyle="--", label=method)
+            ax.axhline(e.value, color=colour, linestyle="--", label=label)
             ax.axhspan(e.low, e.high, color=colour, alpha=0.12)
             continue
+        style = LINESTYLES[operators.index(operator) % len(LINESTYLES)] if operator else "-"
+        marker = MARKERS[operators.index(operator) % len(MARKERS)] if operator else "o"
         mine.sort(key=lambda c: c.cell.alpha or 0.0)
         estimates = [c.metrics[metric] for c in mine]
         ax.errorbar(
             [c.cell.alpha or 0.0 for c in mine],
             [e.value or 0.0 for e in estimates],
             yerr=_errors(estimates),
-            marker="o",
+            marker=marker,
+            linestyle=style,
             capsize=3,
             color=colour,
-            label=method,
+            label=label,
         )
     ax.set_xlabel("alpha")
     ax.set_ylabel(LABELS[metric])
@@ -115,32 +143,35 @@ def _pooled(cells: Sequence[CellSummary], metrics: Sequence[str]) -> tuple[float
 def plot_tradeoff(summary: Summary, path: Path) -> Path | None:
     """Unsafe rate (x) against utility (y), one point per (method, alpha), pooled over
     benchmarks (error bars when a single benchmark measures the axis); None without both."""
-    groups: dict[tuple[str, float | None], list[CellSummary]] = {}
+    groups: dict[tuple[tuple[str, str | None], float | None], list[CellSummary]] = {}
     for c in summary.cells:
-        groups.setdefault((c.cell.method, c.cell.alpha), []).append(c)
+        groups.setdefault((line_of(c), c.cell.alpha), []).append(c)
+    operators = _operators(summary.cells)
     points = []
-    for (method, alpha), cells in groups.items():
+    for (line, alpha), cells in groups.items():
         x, ex = _pooled(cells, ("unsafe_rate",))
         y, ey = _pooled(cells, UTILITY)
         if not (math.isnan(x) or math.isnan(y)):
-            points.append((method, alpha, x, ex, y, ey))
+            points.append((line, alpha, x, ex, y, ey))
     if not points:
         return None
     fig = new_figure(figsize=(6, 4.4))
     ax = fig.subplots()
     seen: set[str] = set()
-    for method, alpha, x, ex, y, ey in points:
+    for line, alpha, x, ex, y, ey in points:
+        label = line_label(line, operators)
+        operator = line[1]
         ax.errorbar(
             x,
             y,
             xerr=None if ex is None else _errors([ex]),
             yerr=None if ey is None else _errors([ey]),
-            marker="o",
+            marker=MARKERS[operators.index(operator) % len(MARKERS)] if operator else "o",
             capsize=3,
-            color=COLOURS.get(method),
-            label=None if method in seen else method,
+            color=COLOURS.get(line[0]),
+            label=None if label in seen else label,
         )
-        seen.add(method)
+        seen.add(label)
         if alpha is not None:
             ax.annotate(
                 f"α={alpha:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7

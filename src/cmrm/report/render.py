@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ..base.errors import DataError
 from ..evaluation.metrics import METRICS, Summary
 from ..evaluation.store import read_json, read_rows
 from .document import (
@@ -41,10 +43,11 @@ def _cut(text: str, limit: int = TRUNCATE) -> str:
 def _metric_table(summary: Summary, benchmark: str) -> Table:
     cells = [c for c in summary.cells if c.cell.benchmark == benchmark]
     shown = [m for m in METRICS if any(c.metrics[m].value is not None for c in cells)]
-    head = ("method", "alpha", "judge", "n", *(LABELS[m] for m in shown))
+    head = ("method", "operator", "alpha", "judge", "n", *(LABELS[m] for m in shown))
     rows = tuple(
         (
             c.cell.method,
+            "-" if c.cell.alpha is None else c.cell.operator,
             "-" if c.cell.alpha is None else f"{c.cell.alpha:g}",
             c.judge,
             f"{c.n}/{c.expected}",
@@ -98,6 +101,32 @@ def build_sections(run_dir: Path, summary: Summary, figures: Path) -> list[Secti
     return sections
 
 
+def read_run(run_dir: Path) -> tuple[dict[str, Any], Summary]:
+    """``config.json`` and ``summary.json`` of a run folder, checked before a report is built.
+
+    Raises:
+        DataError: a file is missing, is not JSON, or does not hold what `cmrm eval` writes
+            (naming the file and the field).
+    """
+    fix = f"re-run the same `cmrm eval ... -o {run_dir}` to rewrite it (finished rows are kept)"
+    config_path, summary_path = run_dir / "config.json", run_dir / "summary.json"
+    stored = read_json(config_path)
+    if not isinstance(stored, dict) or not isinstance(stored.get("config", {}), dict):
+        raise DataError(
+            f"{config_path} is not a cmrm eval run configuration (expected an object with a "
+            f"'config' object, got {type(stored).__name__}); {fix}"
+        )
+    data = read_json(summary_path)
+    try:
+        if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+            raise TypeError(f"expected an object with a 'cells' list, got {type(data).__name__}")
+        summary = Summary.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        what = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+        raise DataError(f"{summary_path} is not a cmrm eval summary ({what}); {fix}") from err
+    return stored, summary
+
+
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into a run directory.
 
@@ -111,8 +140,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         >>> md, page = write_report("runs/organism")  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
-    stored = read_json(run_dir / "config.json")
-    summary = Summary.from_json(read_json(run_dir / "summary.json"))
+    stored, summary = read_run(run_dir)
     config = stored.get("config", {})
     figures = run_dir / "figures"
     figures.mkdir(exist_ok=True)
@@ -120,6 +148,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         "model": config.get("model"),
         "benchmarks": ", ".join(config.get("benchmarks", [])),
         "methods": ", ".join(config.get("methods", [])),
+        "operators": ", ".join(config.get("operators", ["add"])),
         "alphas": ", ".join(f"{a:g}" for a in config.get("alphas", [])),
         "shift": config.get("shift")
         or (f"calibrated on {config.get('anchors')}" if config.get("anchors") else "-"),
