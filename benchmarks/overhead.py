@@ -1,37 +1,66 @@
-"""Wall-time overhead of CMRM steering on ``generate``, measured side by side in one run.
+"""Paired wall-time overhead of CMRM steering on ``generate``, against the floor of any hook.
 
 Builds a random-weight LLaVA (Llama decoder; ~100M parameters by default, a LLaVA-1.5-7B shape
-with ``--shape 7b`` on a GPU), then times vanilla generation against dataset-level and
-sample-level steering (the latter includes its two extra prefill passes) with **every operator**
-(``add``, ``project``, ``norm-preserving``, ``gated``, ``conditional`` — the last with a threshold
-that steers every row, its worst case), for batch 1 and 8, with
-``--new-tokens`` greedy tokens (EOS disabled so every run generates the same number). Rounds are
-interleaved and the median is reported, so drifting machine load hits every variant alike.
+with ``--shape 7b`` on a GPU) and times ``model.generate`` (greedy, EOS disabled so every run
+generates ``--new-tokens`` tokens) for, in the same rounds:
 
-    python benchmarks/overhead.py                 # CPU, ~100M parameters
+- ``vanilla``: no hook;
+- ``bare-hook``: one forward hook per decoder layer returning ``output + v`` — the floor of any
+  hook-based intervention;
+- ``steering-vectors``: ``SteeringVector.apply`` of the `steering-vectors` package (the optional
+  ``bench`` extra; skipped with a note when it is not installed);
+- ``dataset/<op>``: ``cmrm.steer`` with every operator (``add``, ``project``, ``norm-preserving``,
+  ``gated``, ``conditional`` — the last with a threshold that steers every row, its worst case);
+- ``sample/<op>``: what ``Intervention("sample", ...)`` does: ``cmrm.sample_shifts`` (two extra
+  prefill passes, batched) and ``steer`` with the resulting ``SampleShift``.
+
+Every round runs all of them back to back in an order shuffled with a seed; a variant's figure is
+the per-round ratio of its time to that round's ``vanilla`` (and, for the dataset-level operators,
+to that round's ``bare-hook`` and ``steering-vectors``). The table shows the median ratio and a 95 %
+bootstrap interval; the targets are judged on the interval's upper bound:
+
+- dataset-level, every operator: ``op / bare-hook <= 1.01`` and ``op / steering-vectors <= 1.00``;
+- sample-level: ``sample / vanilla <= 1.25`` (the target is stated at 128 new tokens; fewer new
+  tokens amortise the two extra prefills less, a stricter test).
+
+The token outputs of every ``add`` (bare hook, steering-vectors, cmrm dataset ``add``) are checked
+identical in the warm-up round. The encoded batch is built once per batch size, outside the timed
+region; sample-level variants time their own extra encoding and prefills.
+
+    python benchmarks/overhead.py                          # CPU, ~100M parameters
+    python benchmarks/overhead.py --rounds 25 --new-tokens 128 --batch 1
     python benchmarks/overhead.py --shape 7b --device cuda --dtype bfloat16
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import contextlib
+import json
+import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
+from torch import Tensor, nn
 from transformers import AutoConfig, AutoModelForImageTextToText
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from paired import Summary, bootstrap, paired_rounds, ratios
 
 from cmrm.calibration.axes import SafetyAxes
 from cmrm.calibration.shift import ShiftMeta, ShiftVectors
-from cmrm.generation.generate import GenerationOptions, generate_batch
-from cmrm.interventions import Intervention
+from cmrm.interventions import Intervention, intervene
 from cmrm.interventions.operators import operator_names
+from cmrm.interventions.steering import steer
 from cmrm.models import VLM, from_model
 from tests.tiny_models import SPECIALS, VISION, llava_processor
 
@@ -53,26 +82,35 @@ SHAPES: dict[str, dict[str, Any]] = {
         head_dim=128,
     ),
 }
+N_WORDS = 8000
+FLOOR_SLACK = 1.01
+SAMPLE_TARGET = 1.25
 
 
-def build(shape: str, n_words: int, dtype: torch.dtype, device: str) -> VLM:
-    text = {
-        "model_type": "llama",
-        "vocab_size": len(SPECIALS) + n_words,
-        "pad_token_id": 0,
-        **SHAPES[shape],
-    }
+def build(shape: str, dtype: torch.dtype, device: str, vision: dict[str, Any] | None = None) -> VLM:
+    """A random LLaVA of ``shape`` (the tests' tiny CLIP tower unless ``vision`` is given)."""
+    text = {"model_type": "llama", "vocab_size": len(SPECIALS) + N_WORDS, "pad_token_id": 0}
+    text.update(SHAPES[shape])
     config = AutoConfig.for_model(
-        "llava", text_config=text, vision_config=VISION, image_token_index=SPECIALS.index("<image>")
+        "llava",
+        text_config=text,
+        vision_config=vision or VISION,
+        image_token_index=SPECIALS.index("<image>"),
     )
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_config(config).to(device=device, dtype=dtype).eval()
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = 0
-    return from_model(model, llava_processor(n_words), model_id=f"random-llava-{shape}")
+    processor = llava_processor(N_WORDS)
+    if vision is not None:
+        size = int(vision["image_size"])
+        processor.image_processor.size = {"shortest_edge": size}
+        processor.image_processor.crop_size = {"height": size, "width": size}
+    return from_model(model, processor, model_id=f"random-llava-{shape}")
 
 
 def random_shift(vlm: VLM) -> ShiftVectors:
+    """Random vectors on every layer, with axes whose threshold steers every row."""
     meta = ShiftMeta(
         source_model=vlm.model_id,
         model_type=vlm.model_type,
@@ -80,28 +118,208 @@ def random_shift(vlm: VLM) -> ShiftVectors:
         num_layers=vlm.num_layers,
     )
     layers = tuple(range(vlm.num_layers))
-    vectors = 0.01 * torch.randn(vlm.num_layers, vlm.hidden_size)
-    directions = torch.nn.functional.normalize(torch.randn(vlm.num_layers, vlm.hidden_size), dim=-1)
+    gen = torch.Generator().manual_seed(1)
+    vectors = 0.01 * torch.randn(vlm.num_layers, vlm.hidden_size, generator=gen)
+    directions = torch.nn.functional.normalize(
+        torch.randn(vlm.num_layers, vlm.hidden_size, generator=gen), dim=-1
+    )
     axes = SafetyAxes(
         layers, directions, torch.zeros(vlm.num_layers), torch.full((vlm.num_layers,), -1e9)
     )  # threshold below every state: conditional steers every row (its worst case)
     return ShiftVectors(layers=layers, vectors=vectors, meta=meta, axes=axes)
 
 
-def timed(
-    vlm: VLM,
-    prompts: list[str],
-    images: list[Any],
-    steering: Intervention | None,
-    options: GenerationOptions,
-) -> float:
-    if vlm.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    generate_batch(vlm, prompts, images, steering, options)
-    if vlm.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def prompts_for(batch: int, words: int) -> list[str]:
+    """``batch`` prompts of ``words + row`` words (uneven, so batches carry left padding)."""
+    return [" ".join(f"w{(7 * i + j) % N_WORDS}" for j in range(words + i)) for i in range(batch)]
+
+
+def scaled_vectors(vlm: VLM, shift: ShiftVectors) -> list[Tensor]:
+    """``alpha * v_l`` (alpha 1) on the model's device and dtype, as cmrm computes it."""
+    return [v.to(torch.float32).to(vlm.device, vlm.dtype) for v in shift.vectors.unbind(0)]
+
+
+@contextlib.contextmanager
+def bare_hook(vlm: VLM, vectors: list[Tensor]) -> Iterator[None]:
+    """The floor: one forward hook per decoder layer that returns ``output + v``."""
+
+    def make(v: Tensor) -> Callable[[nn.Module, Any, Any], Any]:
+        def hook(module: nn.Module, args: Any, output: Any) -> Any:
+            if isinstance(output, Tensor):
+                return output + v
+            return (output[0] + v, *output[1:])
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(make(v)) for m, v in zip(vlm.layers.modules, vectors, strict=True)
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def steering_vectors_context(
+    vlm: VLM, vectors: list[Tensor]
+) -> Callable[[], contextlib.AbstractContextManager[Any]] | None:
+    """``SteeringVector(...).apply(model)`` over the same layers, or None if not installed."""
+    try:
+        from steering_vectors import SteeringVector
+    except ImportError:
+        return None
+    names = {id(m): n for n, m in vlm.model.named_modules()}
+    first = names[id(vlm.layers.modules[0])]
+    prefix = first.rsplit(".", 1)[0]
+    if [names[id(m)] for m in vlm.layers.modules] != [f"{prefix}.{i}" for i in range(len(vectors))]:
+        return None
+    sv = SteeringVector(dict(enumerate(vectors)))
+    config = {"decoder_block": f"{prefix}.{{num}}"}
+    return lambda: sv.apply(vlm.model, layer_config=config, multiplier=1.0)  # type: ignore[arg-type]
+
+
+def variants_for(
+    vlm: VLM, shift: ShiftVectors, prompts: list[str], images: list[Any], only: str | None
+) -> tuple[dict[str, Callable[[], contextlib.AbstractContextManager[Any]]], list[str]]:
+    """Context-manager factories by variant name, and notes on skipped variants."""
+    vectors = scaled_vectors(vlm, shift)
+    out: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {
+        "vanilla": contextlib.nullcontext,
+        "bare-hook": lambda: bare_hook(vlm, vectors),
+    }
+    notes = []
+    sv = steering_vectors_context(vlm, vectors)
+    if sv is None:
+        notes.append(
+            "steering-vectors not installed (pip install 'cmrm[bench]'): its comparison skipped"
+        )
+    else:
+        out["steering-vectors"] = sv
+    for op in operator_names():
+        out[f"dataset/{op}"] = lambda op=op: steer(vlm, shift, operator=op)
+    for op in operator_names():
+        iv = Intervention("sample", operator=op, shift=shift)
+        out[f"sample/{op}"] = lambda iv=iv: intervene(vlm, iv, prompts, images)
+    if only:
+        keep = {"vanilla", "bare-hook", "steering-vectors"} | {
+            name for name in out if any(part in name for part in only.split(","))
+        }
+        out = {name: factory for name, factory in out.items() if name in keep}
+    return out, notes
+
+
+def run_batch(
+    vlm: VLM, shift: ShiftVectors, batch: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    image = Image.new("RGB", (28, 28), "white")
+    prompts = prompts_for(batch, args.prompt_words)
+    images: list[Any] = [image] * batch
+    encoded = vlm.encode(prompts, images)
+    inputs = encoded.inputs
+    kwargs = {"max_new_tokens": args.new_tokens, "do_sample": False, "pad_token_id": 0}
+    contexts, notes = variants_for(vlm, shift, prompts, images, args.only)
+    outputs: dict[str, Tensor] = {}
+
+    def runner(name: str) -> Callable[[], object]:
+        def run() -> None:
+            with contexts[name](), torch.inference_mode():
+                outputs[name] = vlm.model.generate(**inputs, **kwargs)
+
+        return run
+
+    runs = {name: runner(name) for name in contexts}
+    for _ in range(args.warmup):
+        for run in runs.values():
+            run()
+    adds = [n for n in ("bare-hook", "steering-vectors", "dataset/add") if n in outputs]
+    identical = all(torch.equal(outputs[adds[0]], outputs[n]) for n in adds[1:])
+    if not identical:
+        raise SystemExit(f"batch {batch}: the add outputs differ between {adds}")
+    for name in adds[1:]:
+        notes.append(f"tokens of {name} identical to {adds[0]}")
+    sync = torch.cuda.synchronize if vlm.device.type == "cuda" else None
+
+    def progress(r: int, seconds: float) -> None:
+        print(f"  batch {batch}: round {r + 1}/{args.rounds} {seconds:.1f}s", file=sys.stderr)
+
+    times = paired_rounds(runs, args.rounds, seed=args.seed, sync=sync, progress=progress)
+    to_vanilla = ratios(times, "vanilla")
+    rows = []
+    for name in runs:
+        if name == "vanilla":
+            continue
+        row: dict[str, Any] = {"variant": name, "vs_vanilla": bootstrap(to_vanilla[name])}
+        if name.startswith("dataset/"):
+            for ref in ("bare-hook", "steering-vectors"):
+                if ref in times:
+                    row[f"vs_{ref}"] = bootstrap(ratios({**times}, ref)[name])
+        rows.append(row)
+    vanilla_s = sorted(times["vanilla"])[len(times["vanilla"]) // 2]
+    input_len = int(encoded.input_ids.shape[1])
+    return {
+        "batch": batch,
+        "rows": rows,
+        "notes": notes,
+        "vanilla_s": vanilla_s,
+        "prompt_tokens": input_len,
+    }
+
+
+def verdict(row: dict[str, Any], new_tokens: int) -> str:
+    name = row["variant"]
+    if name.startswith("dataset/"):
+        checks = []
+        if "vs_bare-hook" in row:
+            checks.append(row["vs_bare-hook"].high <= FLOOR_SLACK)
+        if "vs_steering-vectors" in row:
+            checks.append(row["vs_steering-vectors"].high <= 1.0)
+        return "pass" if all(checks) else "FAIL"
+    if name.startswith("sample/"):
+        return "pass" if row["vs_vanilla"].high <= SAMPLE_TARGET else "FAIL"
+    return ""
+
+
+def cell(value: Summary | None) -> str:
+    return str(value) if value is not None else "-"
+
+
+def print_table(results: list[dict[str, Any]], new_tokens: int) -> None:
+    head = (
+        f"{'variant':<26} {'batch':>5}  {'/ vanilla':<22} {'/ bare-hook':<22} "
+        f"{'/ steering-vectors':<22} target"
+    )
+    print(head)
+    print("-" * len(head))
+    for result in results:
+        for row in result["rows"]:
+            print(
+                f"{row['variant']:<26} {result['batch']:>5}  {cell(row['vs_vanilla']):<22} "
+                f"{cell(row.get('vs_bare-hook')):<22} "
+                f"{cell(row.get('vs_steering-vectors')):<22} {verdict(row, new_tokens)}"
+            )
+    print(
+        "targets (on the 95 % interval's upper bound): dataset/<op> / bare-hook <= "
+        f"{FLOOR_SLACK:.2f} and / steering-vectors <= 1.00; sample/<op> / vanilla <= "
+        f"{SAMPLE_TARGET:.2f} (stated at 128 new tokens; this run: {new_tokens})"
+    )
+    for result in results:
+        print(
+            f"batch {result['batch']}: vanilla median {result['vanilla_s']:.2f} s, "
+            f"{result['prompt_tokens']} prompt tokens"
+        )
+        for note in result["notes"]:
+            print(f"  note: {note}")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -109,47 +327,54 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="100m")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--batches", default="1,8")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=15, help="timed rounds after warm-up")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--batch", default="1,8", help="comma-separated batch sizes")
+    parser.add_argument("--prompt-words", type=int, default=12, help="text words per prompt")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the round orders")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated substrings of variants to keep (+ refs)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
+    if args.rounds < 1 or args.warmup < 1:
+        parser.error("--rounds and --warmup must be at least 1 (the warm-up checks the outputs)")
+    torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    vlm = build(args.shape, 8000, getattr(torch, args.dtype), args.device)
-    params = sum(p.numel() for p in vlm.model.parameters()) / 1e6
-    print(
-        f"model: {vlm.model_id}, {params:.0f}M parameters, {args.dtype} on {vlm.device}; "
-        f"{args.new_tokens} new tokens, median of {args.rounds} interleaved rounds (order rotated)"
-    )
-    options = GenerationOptions(max_new_tokens=args.new_tokens)
+    vlm = build(args.shape, getattr(torch, args.dtype), args.device)
     shift = random_shift(vlm)
-    variants: dict[str, Intervention | None] = {"vanilla": None}
-    for op in operator_names():
-        variants[f"dataset/{op}"] = Intervention("dataset", operator=op, shift=shift)
-        variants[f"sample/{op}"] = Intervention("sample", operator=op, shift=shift)
-    image = Image.new("RGB", (28, 28), "white")
+    params = sum(p.numel() for p in vlm.model.parameters()) / 1e6
+    device = torch.cuda.get_device_name(vlm.device) if vlm.device.type == "cuda" else cpu_name()
     print(
-        f"{'batch':>5}  {'operator':>15}  {'vanilla s':>9}  {'dataset/vanilla':>15}  "
-        f"{'sample/vanilla':>14}"
+        f"model: {vlm.model_id}, {params:.0f}M parameters, {args.dtype} on {vlm.device} "
+        f"({device}, {torch.get_num_threads()} threads); {args.new_tokens} new tokens; "
+        f"{args.rounds} paired rounds after {args.warmup} warm-up, order shuffled (seed "
+        f"{args.seed}); median ratio [95 % bootstrap interval]"
     )
-    for batch in (int(b) for b in args.batches.split(",")):
-        prompts = [" ".join(f"w{(7 * i + j) % 8000}" for j in range(12 + i)) for i in range(batch)]
-        images = [image] * batch
-        for steering in variants.values():  # warm-up
-            generate_batch(vlm, prompts, images, steering, GenerationOptions(max_new_tokens=4))
-        times: dict[str, list[float]] = {name: [] for name in variants}
-        names = list(variants)
-        for round_index in range(args.rounds):
-            # rotate the order every round so no variant always runs first (or after a warm-up)
-            turn = round_index % len(names)
-            for name in names[turn:] + names[:turn]:
-                times[name].append(timed(vlm, prompts, images, variants[name], options))
-        med = {name: statistics.median(values) for name, values in times.items()}
-        for op in operator_names():
-            print(
-                f"{batch:>5}  {op:>15}  {med['vanilla']:>9.2f}  "
-                f"{med[f'dataset/{op}'] / med['vanilla']:>15.3f}  "
-                f"{med[f'sample/{op}'] / med['vanilla']:>14.3f}"
-            )
+    start = time.perf_counter()
+    results = [run_batch(vlm, shift, int(b), args) for b in args.batch.split(",")]
+    print_table(results, args.new_tokens)
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    if args.json is not None:
+        payload = {
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "device": device,
+            "results": [
+                {
+                    **r,
+                    "rows": [
+                        {k: (v.__dict__ if isinstance(v, Summary) else v) for k, v in row.items()}
+                        for row in r["rows"]
+                    ],
+                }
+                for r in results
+            ],
+        }
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
 
 
 if __name__ == "__main__":
