@@ -74,6 +74,7 @@ def test_the_fixture_shift_has_axes_and_loads(shift_dir: Path) -> None:
         ("axis.2", (129,), "[128] (hidden_size 128"),
         ("axis_reference", (3,), "[4] (one value per layer"),
         ("axis_threshold", (5,), "[4] (one value per layer"),
+        ("axis_gate", (4, 127), "[4, 128] (4 layers x hidden_size 128"),
     ],
 )
 def test_generate_names_the_file_the_tensor_and_both_shapes(

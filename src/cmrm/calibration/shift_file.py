@@ -94,6 +94,8 @@ def expected_shape(key: str, layers: tuple[int, ...], hidden_size: int) -> tuple
         return (hidden_size,)
     if key in _PER_LAYER_SCALARS:
         return (len(layers),)
+    if key == "axis_gate":  # alphasteer's read-out: one row per layer
+        return (len(layers), hidden_size)
     return None
 
 
@@ -116,14 +118,15 @@ def check_tensor_shapes(
         if expected is None:
             raise IncompatibleShiftError(
                 f"{path}: unknown tensor {key!r} (shape {_shape(found)}); a shift file holds "
-                f"layers.<i>, axis.<i>, axis_reference and axis_threshold; {_FIX}"
+                f"layers.<i>, axis.<i>, axis_reference, axis_threshold and axis_gate; {_FIX}"
             )
         if found != expected:
-            why = (
-                f"hidden_size {hidden_size} in shift.json"
-                if expected == (hidden_size,) and _PER_LAYER_VECTOR.fullmatch(key)
-                else f"one value per layer, {len(layers)} layers in shift.json"
-            )
+            if key == "axis_gate":
+                why = f"{len(layers)} layers x hidden_size {hidden_size} in shift.json"
+            elif _PER_LAYER_VECTOR.fullmatch(key):
+                why = f"hidden_size {hidden_size} in shift.json"
+            else:
+                why = f"one value per layer, {len(layers)} layers in shift.json"
             raise IncompatibleShiftError(
                 f"{path}: tensor {key!r} has shape {_shape(found)}, expected "
                 f"{_shape(expected)} ({why}); {_FIX}"

@@ -33,6 +33,19 @@ from ..models.hooks import HookSet, hidden_of, with_hidden
 from ..models.positions import Positions, PromptLayout, check_positions, expand_rows
 from ..models.vlm import VLM
 from .operators import Operator, get_operator
+from .operators.base import keep
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What every steered layer of one call shares, on one device: the position mask, whether it
+    selects anything, and whether it selects everything (then no ``torch.where`` is needed)."""
+
+    batch: int
+    length: int
+    mask: Tensor
+    active: bool
+    full: bool
 
 
 @dataclass
@@ -42,12 +55,12 @@ class SteeringState:
     layout: PromptLayout | None = None
     start: int = 0
     calls: int = 0
-    cache: dict[tuple[int, str, torch.dtype], Tensor] = field(default_factory=dict)
-    gates: dict[int, Tensor] = field(default_factory=dict)
-    """Per layer, the rows a gating operator steers (decided in the prefill)."""
-    masks: dict[tuple[int, int, int, str], tuple[Tensor, bool]] = field(default_factory=dict)
-    """The current call's position mask on each device, and whether it selects anything: the
-    same for every steered layer of a call, so it is built once per call, not once per layer."""
+    gates: dict[int, tuple[Tensor, bool, bool]] = field(default_factory=dict)
+    """Per layer, the rows a gating operator steers (decided in the prefill), and whether that is
+    every row / no row."""
+    plans: dict[torch.device, CallPlan] = field(default_factory=dict)
+    """The current call's :class:`CallPlan` on each device: the same for every steered layer of a
+    call, so it is built once per call, not once per layer."""
 
 
 def _call_start(kwargs: dict[str, Any], input_ids: Tensor) -> int:
@@ -162,6 +175,8 @@ def steer(
     op, axes = _operator_and_axes(operator, axes, chosen)
     state = SteeringState()
     image_ids = torch.tensor(sorted(vlm.image_token_ids))
+    zero = float(alpha) == 0
+    bind = getattr(op, "bind", None)
 
     def on_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
@@ -181,60 +196,86 @@ def steer(
                 f"steer saw a call starting at position {start} without its prompt; "
                 "enter the steer block before the prefill"
             )
-        state.start, state.calls = start, state.calls + 1
+        state.start, state.calls, state.plans = start, state.calls + 1, {}
 
-    def vector(index: int, ref: Tensor) -> Tensor:
-        key = (index, str(ref.device), ref.dtype)
-        if key not in state.cache:
-            v = shift.vectors[shift.layers.index(index)]
-            state.cache[key] = (float(alpha) * v.to(torch.float32)).to(ref.device, ref.dtype)
-        return state.cache[key]
+    def plan_for(hidden: Tensor) -> CallPlan:
+        """The current call's plan on ``hidden``'s device (built by its first steered layer)."""
+        layout = state.layout
+        if layout is None:
+            raise CmrmError(
+                "a steered decoder layer ran outside a call of the whole model; "
+                "call vlm.model (or generate) so steer can see the prompt"
+            )
+        batch, length = int(hidden.shape[0]), int(hidden.shape[1])
+        mask = layout.mask(pos, state.start, length, batch, generated).to(hidden.device)
+        if state.start >= layout.length:  # generated tokens only: the rows decide, no sync
+            active = generated and layout.any_image
+            full = active and layout.all_images
+        else:
+            active, full = bool(mask.any()), bool(mask.all())
+        plan = CallPlan(batch, length, mask, active, full)
+        state.plans[hidden.device] = plan
+        return plan
 
-    def row_gate(index: int, hidden: Tensor, axis: SafetyAxis) -> Tensor:
+    def row_gate(index: int, hidden: Tensor, axis: SafetyAxis) -> tuple[Tensor, bool, bool]:
         """Rows whose pre-steer state at the last prompt token reads as harmful (decided when the
-        call covers that token, i.e. in the prefill; kept for the generated tokens)."""
+        call covers that token, i.e. in the prefill; kept for the generated tokens), and whether
+        that is every row / no row."""
         assert state.layout is not None
         last = state.layout.length - 1
         if state.start <= last < state.start + int(hidden.shape[1]):
             row = hidden[:, last - state.start].float()
             u = axis.direction.to(row.device, torch.float32)
-            state.gates[index] = (row @ u) > float(axis.threshold or 0.0)
+            gate = (row @ u) > float(axis.threshold or 0.0)
+            state.gates[index] = (gate, bool(gate.all()), not bool(gate.any()))
         if index not in state.gates:
             raise CmrmError(
                 f"operator {op.name!r} decides in the prefill which rows to steer; enter the "
                 "steer block before the prompt is run"
             )
-        return expand_rows(state.gates[index], int(hidden.shape[0]), "row gate")
+        gate, every, none = state.gates[index]
+        return expand_rows(gate, int(hidden.shape[0]), "row gate"), every, none
 
     def make_hook(index: int) -> Any:
-        def shift_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
-            hidden = hidden_of(output)
-            if state.layout is None:
-                raise CmrmError(
-                    "a steered decoder layer ran outside a call of the whole model; "
-                    "call vlm.model (or generate) so steer can see the prompt"
+        axis = axes.axis(index) if axes is not None else None
+        v = shift.vectors[shift.layers.index(index)]
+        deltas: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
+        bound: dict[tuple[int, torch.device, torch.dtype], Any] = {}
+
+        def delta_for(hidden: Tensor, key: tuple[int, torch.device, torch.dtype]) -> Tensor:
+            """``alpha * v_l`` on ``hidden``'s device and dtype, one row per batch row."""
+            if key not in deltas:
+                d = (float(alpha) * v.to(torch.float32)).to(hidden.device, hidden.dtype)
+                deltas[key] = (
+                    d.expand(key[0], -1) if d.ndim == 1 else expand_rows(d, key[0], "sample shift")
                 )
-            batch, length = int(hidden.shape[0]), int(hidden.shape[1])
-            key = (state.calls, batch, length, str(hidden.device))
-            if key not in state.masks:
-                built = state.layout.mask(pos, state.start, length, batch, generated)
-                state.masks = {
-                    **{k: v for k, v in state.masks.items() if k[0] == state.calls},
-                    key: (built.to(hidden.device), bool(built.any())),
-                }
-            mask, active = state.masks[key]
-            if alpha == 0 or not active:
+            return deltas[key]
+
+        def shift_hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+            hidden = output if isinstance(output, Tensor) else hidden_of(output)
+            plan = state.plans.get(hidden.device)
+            if plan is None or plan.batch != hidden.shape[0] or plan.length != hidden.shape[1]:
+                plan = plan_for(hidden)
+            if zero or not plan.active:
                 return output
-            delta = vector(index, hidden)
-            if delta.ndim == 1:
-                delta = delta.expand(batch, -1)
-            else:
-                delta = expand_rows(delta, batch, "sample shift")
-            axis = axes.axis(index) if axes is not None else None
+            mask, full = plan.mask, plan.full
             if op.gates:
                 assert axis is not None  # checked before any hook
-                mask = mask & row_gate(index, hidden, axis)[:, None]
-            return with_hidden(output, op(hidden, delta, mask, axis))
+                gate, every, none = row_gate(index, hidden, axis)
+                if none:
+                    return output
+                if not every:
+                    mask, full = mask & gate[:, None], False
+            key = (plan.batch, hidden.device, hidden.dtype)
+            if bind is None:  # an operator without bind(): the mask goes in, as always
+                new = op(hidden, delta_for(hidden, key), mask, axis)
+            else:
+                fn = bound.get(key)
+                if fn is None:
+                    fn = bound[key] = bind(delta_for(hidden, key), axis, hidden)
+                new = fn(hidden)
+                new = new.to(hidden.dtype) if full else keep(hidden, new, mask)
+            return new if isinstance(output, Tensor) else with_hidden(output, new)
 
         return shift_hook
 

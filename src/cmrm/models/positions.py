@@ -44,6 +44,10 @@ class PromptLayout:
     attention_mask: Tensor
     image_mask: Tensor
     has_image: Tensor
+    any_image: bool = True
+    """Whether any row has an image (read once, in the prefill: no host sync per step)."""
+    all_images: bool = True
+    """Whether every row has an image."""
 
     @classmethod
     def from_inputs(
@@ -52,11 +56,14 @@ class PromptLayout:
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         image_mask = torch.isin(input_ids, image_ids.to(input_ids.device))
+        has_image = image_mask.any(dim=1)
         return cls(
             input_ids=input_ids,
             attention_mask=attention_mask.bool(),
             image_mask=image_mask,
-            has_image=image_mask.any(dim=1),
+            has_image=has_image,
+            any_image=bool(has_image.any()),
+            all_images=bool(has_image.all()),
         )
 
     @property
@@ -93,11 +100,10 @@ class PromptLayout:
 
         ``generated=False`` leaves generated tokens alone (a diagnostic variant: the design's
         policies all shift them)."""
-        prompt = self.prompt_mask(positions)
         end = start + length
         parts = []
         if start < self.length:
-            parts.append(prompt[:, start : min(end, self.length)])
+            parts.append(self.prompt_mask(positions)[:, start : min(end, self.length)])
         if end > self.length:
             rows = self.has_image if generated else torch.zeros_like(self.has_image)
             parts.append(rows[:, None].expand(-1, end - max(start, self.length)))

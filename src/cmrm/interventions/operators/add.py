@@ -8,7 +8,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from ...calibration.axes import SafetyAxis
-from .base import keep
+from .base import Bound, keep
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class Add:
     def __call__(
         self, hidden: Tensor, delta: Tensor, mask: Tensor, axis: SafetyAxis | None
     ) -> Tensor:
-        return keep(hidden, hidden + delta[:, None, :], mask)
+        return keep(hidden, self.bind(delta, axis, hidden)(hidden), mask)
+
+    def bind(self, delta: Tensor, axis: SafetyAxis | None, ref: Tensor) -> Bound:
+        shift = delta[:, None, :]
+        return lambda hidden: hidden + shift
 
 
 OPERATOR = Add

@@ -6,10 +6,19 @@ steered positions ``mask [B, T]`` to new hidden states. Positions outside the ma
 for bit (:func:`keep`, a ``torch.where``), and ``alpha = 0`` is the identity for every operator
 (the hook is not even run, see :func:`cmrm.interventions.steering.steer`). Each operator is one
 module of this package; see its docstring for the formula and the paper it follows.
+
+An operator may also define ``bind(delta, axis, ref) -> fn``: what does not depend on the hidden
+states (the shift on the right device and dtype, its projection on the axis) computed once, and
+``fn(hidden)`` the new states at *every* position, so that ``__call__(hidden, delta, mask, axis)``
+is ``keep(hidden, bind(delta, axis, hidden)(hidden), mask)``. ``steer`` binds once per layer and
+batch and skips the ``torch.where`` of :func:`keep` when every position is steered (the result is
+the same bit for bit): the per-token cost of an operator is then its arithmetic alone. Operators
+without ``bind`` are called as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, Protocol
 
 import torch
@@ -30,6 +39,10 @@ class Operator(Protocol):
     def __call__(
         self, hidden: Tensor, delta: Tensor, mask: Tensor, axis: SafetyAxis | None
     ) -> Tensor: ...
+
+
+Bound = Callable[[Tensor], Tensor]
+"""``fn(hidden [B, T, H]) -> new states [B, T, H]`` at every position (see ``bind``)."""
 
 
 def keep(hidden: Tensor, new: Tensor, mask: Tensor) -> Tensor:

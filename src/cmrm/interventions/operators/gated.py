@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ...calibration.axes import SafetyAxis
-from .base import axis_direction, keep
+from .base import Bound, axis_direction, keep
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,30 @@ class Gated:
     def __call__(
         self, hidden: Tensor, delta: Tensor, mask: Tensor, axis: SafetyAxis | None
     ) -> Tensor:
-        u = axis_direction(axis, self.name, hidden).float()
+        return keep(hidden, self.bind(delta, axis, hidden)(hidden), mask)
+
+    def bind(self, delta: Tensor, axis: SafetyAxis | None, ref: Tensor) -> Bound:
+        u = axis_direction(axis, self.name, ref).float()
         assert axis is not None
-        h = hidden.float()
-        step = (delta.float() @ u)[:, None].expand(-1, h.shape[1])  # [B, T]
-        room = (axis.reference - h @ u).clamp_min(0.0)  # how far below the reference
-        step = torch.where(step > 0, torch.minimum(step, room), step)
-        return keep(hidden, h + step[..., None] * u, mask)
+        reference = axis.reference
+        step = (delta.float() @ u)[:, None]  # [B, 1]: the move of each row, before the cap
+        up = step > 0
+        if not bool(up.any()):  # no row moves up: nothing is capped
+            along = step[..., None] * u
+
+            return lambda hidden: hidden.float() + along
+
+        every = bool(up.all())
+
+        def moved(hidden: Tensor) -> Tensor:
+            h = hidden.float()
+            room = (reference - h @ u).clamp_min(0.0)  # [B, T]: how far below the reference
+            capped = torch.minimum(step, room)
+            if not every:
+                capped = torch.where(up, capped, step)
+            return h + capped[..., None] * u
+
+        return moved
 
 
 OPERATOR = Gated

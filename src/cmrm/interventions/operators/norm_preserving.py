@@ -12,7 +12,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from ...calibration.axes import SafetyAxis
-from .base import keep
+from .base import Bound, keep
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,19 @@ class NormPreserving:
     def __call__(
         self, hidden: Tensor, delta: Tensor, mask: Tensor, axis: SafetyAxis | None
     ) -> Tensor:
-        h = hidden.float()
-        moved = h + delta.float()[:, None, :]
-        scale = h.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return keep(hidden, moved * scale, mask)
+        return keep(hidden, self.bind(delta, axis, hidden)(hidden), mask)
+
+    def bind(self, delta: Tensor, axis: SafetyAxis | None, ref: Tensor) -> Bound:
+        shift = delta.float()[:, None, :]
+
+        def moved(hidden: Tensor) -> Tensor:
+            h = hidden.float()
+            moved = h + shift
+            norm = moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            scale: Tensor = h.norm(dim=-1, keepdim=True) / norm
+            return moved * scale
+
+        return moved
 
 
 OPERATOR = NormPreserving

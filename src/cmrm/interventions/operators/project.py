@@ -13,7 +13,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from ...calibration.axes import SafetyAxis
-from .base import axis_direction, keep
+from .base import Bound, axis_direction, keep
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,12 @@ class Project:
     def __call__(
         self, hidden: Tensor, delta: Tensor, mask: Tensor, axis: SafetyAxis | None
     ) -> Tensor:
-        u = axis_direction(axis, self.name, hidden)
-        along = (delta.to(hidden.dtype) @ u)[:, None, None] * u
-        return keep(hidden, hidden + along, mask)
+        return keep(hidden, self.bind(delta, axis, hidden)(hidden), mask)
+
+    def bind(self, delta: Tensor, axis: SafetyAxis | None, ref: Tensor) -> Bound:
+        u = axis_direction(axis, self.name, ref)
+        along = (delta.to(ref.dtype) @ u)[:, None, None] * u
+        return lambda hidden: hidden + along
 
 
 OPERATOR = Project
