@@ -18,7 +18,7 @@ from cmrm.base.errors import UnsupportedModelError
 from cmrm.calibration.capture import capture_states
 from cmrm.generation.generate import GenerationOptions, generate_batch
 from cmrm.interventions import Intervention
-from cmrm.interventions.operators import operator_names
+from cmrm.interventions.operators import get_operator, operator_names
 from cmrm.interventions.steering import steer
 from cmrm.models import FAMILIES, VLM, Batch, from_model
 from cmrm.models.hooks import HookSet, hook_snapshot
@@ -193,7 +193,7 @@ def test_exact_delta_through_cached_generation(family: str, positions: str, oper
         expected = reference_operator(
             operator, pre, step, mask, axis.direction, axis.reference, gate, axis.gate
         )
-        if operator in ("conditional", "mars"):
+        if get_operator(operator).gates:
             mask = mask & gate[:, None]
         if operator in ("add", "conditional"):
             assert torch.equal(post, pre + mask[..., None].float() * step), f"call {i}"

@@ -150,6 +150,7 @@ def test_judge_family_model_preset_and_operator_registries() -> None:
         "gated",
         "conditional",
         "alphasteer",
+        "conditional-project",
         "mars",
     ]
     loaders: Registry[object] = Registry("loader", callables=True)

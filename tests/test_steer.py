@@ -54,10 +54,10 @@ def reference_operator(
     w: Tensor | None = None,
 ) -> Tensor:
     """Each operator's formula written out independently (README's method section); ``gate``
-    (rows) for ``conditional`` and ``mars``; ``w`` (the null-space read-out) for
+    (rows) for ``conditional``, ``conditional-project`` and ``mars``; ``w`` (the null-space read-out) for
     ``alphasteer``."""
     m = mask[..., None]
-    if operator in ("conditional", "mars"):
+    if operator in ("conditional", "conditional-project", "mars"):
         assert gate is not None
         m = m & gate[:, None, None]
     if operator == "conditional":
@@ -67,7 +67,7 @@ def reference_operator(
         return torch.where(m, pre + (pre @ w)[..., None] * step, pre)
     if operator == "add":
         new = pre + step
-    elif operator == "project":
+    elif operator in ("project", "conditional-project"):
         new = pre + torch.dot(step, u) * u
     elif operator == "norm-preserving":
         moved = pre + step
