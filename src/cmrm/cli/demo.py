@@ -39,6 +39,15 @@ def demo(
         int | None, typer.Option(min=1, help="Anchors for calibration (default: profile's).")
     ] = None,
     gap: Annotated[bool, typer.Option(help="Run the representation-gap analysis.")] = True,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Smoke run: the profile's small suites and grid (not powered; the output says "
+            "so). Default: the powered protocol (>= 64 validation items per suite, full "
+            "held-out suites).",
+        ),
+    ] = False,
 ) -> None:
     """Calibrate, tune on validation suites, evaluate the baselines, the paper's CMRM and every
     operator's best setting on held-out suites; print the table and write a report."""
@@ -69,6 +78,7 @@ def demo(
         val_limit=val_limit,
         anchor_limit=anchor_limit,
         gap=gap,
+        quick=quick,
     )
     result = run_demo(config, show_progress=True)
     typer.echo(table(result))

@@ -15,7 +15,9 @@ held-out number; the grid's reasons are in docs/organism.md and docs/organism-sm
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..base.errors import unknown_name
 from ..tuning.space import TuneSpace
@@ -35,18 +37,25 @@ class DemoProfile:
     anchors: str
     val: tuple[str, ...]
     extra_harmful: tuple[str, ...] = ()
-    limit: int = 100
-    """Held-out items per suite."""
-    anchor_limit: int = 200
-    val_limit: int = 32
+    limit: int | None = None
+    """Held-out items per suite (None: every item of the full suites)."""
+    anchor_limit: int | None = None
+    """Anchors for calibration (None: all)."""
+    val_limit: int | None = 64
+    """Validation items per suite: 64 gives a paired 95 % interval of about +-10 points on a rate
+    difference where 12 gave one answer = 8.3 points (all items where a suite has fewer)."""
     max_new_tokens: int = 24
     batch_size: int = 64
     paper_alphas: tuple[float, ...] = (0.05, 0.25, 1.0)
     """The paper's CMRM (``add``, every layer, every position) is evaluated at these alphas."""
+    paper_methods: tuple[str, ...] = ("dataset", "sample")
+    """The paper's CMRM rows: dataset-level and/or sample-level vectors."""
     tune: TuneSpace = field(default_factory=TuneSpace)
     budget: int | None = None
     threads: int = 1
     """Torch threads (the tiny organism runs fastest on one)."""
+    quick: Mapping[str, Any] = field(default_factory=dict)
+    """What ``--quick`` changes (smaller suites and grid for smoke runs; labelled as such)."""
 
     @property
     def harmful(self) -> tuple[str, ...]:
@@ -56,6 +65,80 @@ class DemoProfile:
     def suites(self) -> tuple[str, ...]:
         """Every held-out suite of the evaluation, in report order."""
         return (*self.harmful, self.benign, self.qa)
+
+
+SMOL_SPACE = TuneSpace(
+    sources=("dataset",),
+    contrasts=("null",),
+    sequential=(True,),
+    bands=("all",),
+    positions=("all",),
+    operators=(
+        "add",
+        "project",
+        "norm-preserving",
+        "gated",
+        "conditional",
+        "conditional-project",
+        "alphasteer",
+        "mars",
+    ),
+    operator_alphas={
+        "add": (0.125, 0.25, 0.35, 0.5),
+        "project": (1.0, 2.0, 3.0, 4.0),
+        "norm-preserving": (0.25, 0.5),
+        "gated": (2.0, 4.0),
+        "conditional": (0.25, 0.5, 1.0),
+        "conditional-project": (2.0, 3.0, 4.0),
+        "alphasteer": (0.5, 1.0, 2.0),
+        "mars": (1.0, 2.0, 4.0),
+    },
+    extra=(
+        # image tokens untouched / the last prompt token only, same calibration kind
+        TuneSpace(
+            contrasts=("null",),
+            sequential=(True,),
+            bands=("all",),
+            positions=("text", "last"),
+            operators=("add", "project"),
+            operator_alphas={"add": (0.25, 0.35), "project": (3.0,)},
+        ),
+        # the real-image contrast (a blank image's shift vs a scene's)
+        TuneSpace(
+            contrasts=("image",),
+            sequential=(True,),
+            bands=("all",),
+            positions=("all",),
+            operators=("add", "project"),
+            operator_alphas={"add": (0.25,), "project": (3.0,)},
+        ),
+        # single layers, where there is nothing to compound (the old demo's search)
+        TuneSpace(
+            contrasts=("null",),
+            sequential=(False,),
+            bands=("10", "20"),
+            positions=("all",),
+            operators=("add", "project"),
+            operator_alphas={"add": (0.5,), "project": (2.0,)},
+        ),
+    ),
+)
+"""organism-smol's search. Its grid was set from validation measurements only (issue 21's table:
+every independent all-layer variant degenerates; a sequential all-layer shift restores refusals
+fluently, ``add`` up to alpha ~0.35 and ``project`` up to ~3 before image QA falls): every
+operator on a sequential all-layer calibration, with alpha grids around where each starts to
+break, and a few contrasting variants (positions, contrast, single independent layers)."""
+
+SMOL_QUICK_SPACE = TuneSpace(
+    sources=("dataset",),
+    contrasts=("null",),
+    sequential=(True,),
+    bands=("all",),
+    positions=("all",),
+    operators=("add", "project", "conditional"),
+    operator_alphas={"add": (0.25,), "project": (3.0,), "conditional": (0.5,)},
+)
+"""``--quick``: three settings, for smoke runs only."""
 
 
 PROFILES: dict[str, DemoProfile] = {
@@ -70,6 +153,7 @@ PROFILES: dict[str, DemoProfile] = {
         qa="organism:image-qa",
         anchors="organism:anchor",
         val=("organism:val-harmful-image", "organism:val-benign-image", "organism:val-image-qa"),
+        quick={"limit": 100, "val_limit": 32, "anchor_limit": None},
         tune=TuneSpace(
             contrasts=("null", "image"),
             sequential=(False, True),
@@ -89,24 +173,22 @@ PROFILES: dict[str, DemoProfile] = {
         anchors="organism-smol:anchor",
         val=(
             "organism-smol:val-harmful-image",
+            "organism-smol:val-harmful-task-image",
             "organism-smol:val-benign-image",
             "organism-smol:val-image-qa",
         ),
-        limit=32,
-        anchor_limit=96,
-        val_limit=12,
         max_new_tokens=16,
         batch_size=32,
         paper_alphas=(0.25, 1.0),
-        tune=TuneSpace(
-            sources=("dataset",),
-            contrasts=("null",),
-            sequential=(False,),
-            alphas=(0.5, 1.0, 2.0),
-            bands=("10",),
-            positions=("all",),
-        ),
+        paper_methods=("dataset",),
+        tune=SMOL_SPACE,
         threads=2,
+        quick={
+            "limit": 32,
+            "val_limit": 12,
+            "anchor_limit": 96,
+            "tune": SMOL_QUICK_SPACE,
+        },
     ),
 }
 

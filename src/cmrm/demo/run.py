@@ -67,6 +67,8 @@ class DemoConfig:
     anchor_limit: int | None = None
     """Anchors used for calibration (default: the profile's)."""
     gap: bool = True
+    quick: bool = False
+    """The profile's smoke-run sizes (small suites and grid: not powered; labelled as such)."""
 
     def __post_init__(self) -> None:
         get_profile(self.organism)
@@ -79,6 +81,8 @@ class DemoConfig:
     def profile(self) -> DemoProfile:
         """The organism's profile with this run's overrides applied."""
         base = get_profile(self.organism)
+        if self.quick:
+            base = replace(base, **base.quick)
         return replace(
             base,
             limit=self.limit or base.limit,
@@ -191,7 +195,7 @@ def _held_out(
         "paper",
         show_progress,
         unchanged,
-        methods=("dataset", "sample"),
+        methods=p.paper_methods,
         alphas=p.paper_alphas,
         positions="all",
         shift=str(shift_dir),
@@ -286,6 +290,8 @@ def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
             "anchor_limit": config.profile.anchor_limit,
             "budget": config.profile.budget,
             "gap": config.gap,
+            "quick": config.quick,
+            "protocol": "quick (smoke run, not powered)" if config.quick else "powered",
         },
         "versions": library_versions(),
     }

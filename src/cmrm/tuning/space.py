@@ -119,6 +119,11 @@ class TuneSpace:
     operator_alphas: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """Per operator, its own alpha grid instead of ``alphas`` (operators differ in scale: ``add``
     breaks where ``project`` has barely started)."""
+    extra: tuple[TuneSpace, ...] = ()
+    """Further sub-grids searched with this one (a union, not a product): e.g. every operator on
+    one sequential all-layer calibration, and only ``add``/``project`` on single layers. Their
+    settings join this grid's, breadth-first by alpha across all groups; a setting in two
+    sub-grids is tried once."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Sequence[Any], Sequence[Any]]] = [
@@ -154,7 +159,22 @@ class TuneSpace:
         return tuple(dict.fromkeys(out))
 
     def settings(self, num_layers: int) -> list[Setting]:
-        """Every setting, breadth-first by alpha across groups."""
+        """Every setting of this grid and its sub-grids, breadth-first by alpha across groups."""
+        groups: list[list[Setting]] = []
+        seen: set[str] = set()
+        for space in (self, *self.extra):
+            for group in space.groups(num_layers):
+                fresh = [s for s in group if s.key not in seen]
+                seen.update(s.key for s in fresh)
+                if fresh:
+                    groups.append(fresh)
+        out: list[Setting] = []
+        for rank in range(max(len(g) for g in groups) if groups else 0):
+            out.extend(group[rank] for group in groups if rank < len(group))
+        return out
+
+    def groups(self, num_layers: int) -> list[list[Setting]]:
+        """This grid's groups (without its sub-grids), each sorted by alpha."""
         groups: list[list[Setting]] = []
         for source in self.sources:
             for band in self.resolved_bands(num_layers):
@@ -167,10 +187,7 @@ class TuneSpace:
                                     for a in sorted(self.alphas_of(op))
                                 ]
                             )
-        out: list[Setting] = []
-        for rank in range(max(len(g) for g in groups) if groups else 0):
-            out.extend(group[rank] for group in groups if rank < len(group))
-        return out
+        return groups
 
     def alphas_of(self, operator: str) -> tuple[float, ...]:
         return tuple(self.operator_alphas.get(operator, self.alphas))
@@ -180,7 +197,8 @@ class TuneSpace:
         """Whether an operator of the search needs the gate (see ``calibrate(gate=True)``)."""
         from ..interventions.operators import OPERATORS
 
-        return any(getattr(OPERATORS.get(op), "needs_gate", False) for op in self.operators)
+        own = any(getattr(OPERATORS.get(op), "needs_gate", False) for op in self.operators)
+        return own or any(space.needs_gate for space in self.extra)
 
     def _variants(self, source: str, band: str, positions: str) -> list[Variant]:
         if source == "sample":  # vectors per input (with this contrast); the calibration only
