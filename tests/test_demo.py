@@ -54,9 +54,25 @@ def test_demo_writes_summary_report_and_figures(mini_organism: Path, tmp_path: P
         assert 0.0 <= record["qa_accuracy"] <= 1.0
     assert summary["config"]["limit"] == 6 and "versions" in summary
     report = (out / "report.md").read_text()
-    assert "| setting |" in report and "figures/alpha.png" in report and "tune/pareto.png" in report
+    assert "| setting |" in report and "figures/alpha.png" in report
+    assert "figures/pareto.png" in report and "powered protocol" in report
+    assert summary["config"]["protocol"] == "powered" and "powered protocol" in result.stdout
+    # every row: items per suite, and its paired difference to none on the same items
+    assert all(r["n"]["harmful-image"] == 6 and r["n"]["image-qa"] == 6 for r in records)
+    assert none["paired_to_none"] == {}
+    for record in records:
+        if record["method"] == "none":
+            continue
+        paired = record["paired_to_none"]
+        value, low, high, n = paired["harmful-image.refusal_rate"]
+        expected = record["harmful-image"]["refusal_rate"] - none["harmful-image"]["refusal_rate"]
+        assert value == pytest.approx(expected) and low <= value <= high and n == 6
+        assert {"over_refusal_rate", "qa_accuracy"} <= set(paired)
+        # a suite an intervention cannot change is not re-evaluated, so has no paired entry
+        assert ("harmful-text.refusal_rate" in paired) == (record["alpha"] is None)
     for name in (
         "figures/alpha.png",
+        "figures/pareto.png",
         "gap/metrics.json",
         "shift/shift.json",
         "tune/shift.json",
@@ -116,3 +132,18 @@ def test_demo_config_errors(tmp_path: Path) -> None:
         DemoConfig(limit=0)
     result = CliRunner().invoke(app, ["demo", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o")])
     assert result.exit_code == 1 and "neither a bundled organism" in result.output
+
+
+def test_quick_is_the_profiles_smoke_sizes_and_says_so(mini_organism: Path, tmp_path: Path) -> None:
+    smol = DemoConfig(organism="organism-smol", quick=True).profile
+    powered = DemoConfig(organism="organism-smol").profile
+    assert (smol.val_limit, smol.limit, smol.anchor_limit) == (12, 32, 96)
+    assert powered.val_limit == 64 and powered.limit is None and powered.anchor_limit is None
+    assert len(smol.tune.settings(30)) < len(powered.tune.settings(30))
+    out = tmp_path / "quick"
+    result = CliRunner().invoke(app, ["demo", str(mini_organism), "-o", str(out), "--quick", *ARGS])
+    assert result.exit_code == 0, result.output
+    assert "QUICK smoke run" in result.stdout and "NOT powered" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["quick"] is True and summary["config"]["protocol"].startswith("quick")
+    assert "QUICK smoke run" in (out / "report.md").read_text()

@@ -16,7 +16,7 @@ from typing import Any
 from ..evaluation.metrics import Summary
 from .profiles import DemoProfile
 
-_HARMFUL_METRICS = ("unsafe_rate", "refusal_rate", "degenerate_rate")
+HARMFUL_METRICS = ("unsafe_rate", "refusal_rate", "degenerate_rate")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,13 @@ class DemoRecord:
     """``paper`` (the paper's grid and the baselines) or ``tune`` (a setting chosen on validation)."""
     recommended: bool = False
     intervals: Mapping[str, Any] = field(default_factory=dict)
+    n: Mapping[str, int] = field(default_factory=dict)
+    """Items measured per suite (short name)."""
+    run: str | None = None
+    """The run folder (under ``OUT/runs``) the record was read from."""
+    paired: Mapping[str, Any] = field(default_factory=dict)
+    """Paired difference to ``none`` on the same items, ``[value, low, high, n]``, keyed like
+    :attr:`intervals` (see :mod:`cmrm.demo.paired`)."""
 
     @property
     def label(self) -> str:
@@ -73,6 +80,9 @@ class DemoRecord:
             qa_accuracy=self.qa_accuracy,
             qa_degenerate_rate=self.qa_degenerate_rate,
             intervals=dict(self.intervals),
+            n=dict(self.n),
+            run=self.run,
+            paired_to_none=dict(self.paired),
         )
         return out
 
@@ -85,6 +95,8 @@ class SettingInfo:
     layers: str | None = None
     calibration: str | None = "paper"
     source: str = "paper"
+    run: str | None = None
+    """The run folder's name under ``OUT/runs``."""
 
 
 def _short(suite: str) -> str:
@@ -119,12 +131,12 @@ def records_from_summary(
         if set(profile.suites) - set(by_suite):
             continue
         harmful = {
-            _short(s): {m: by_suite[s][m].value for m in _HARMFUL_METRICS} for s in profile.harmful
+            _short(s): {m: by_suite[s][m].value for m in HARMFUL_METRICS} for s in profile.harmful
         }
         intervals: dict[str, Any] = {
             f"{_short(s)}.{m}": [by_suite[s][m].low, by_suite[s][m].high]
             for s in profile.harmful
-            for m in _HARMFUL_METRICS
+            for m in HARMFUL_METRICS
         }
         benign, qa = by_suite[profile.benign], by_suite[profile.qa]
         intervals["over_refusal_rate"] = [
@@ -133,6 +145,7 @@ def records_from_summary(
         ]
         intervals["qa_accuracy"] = [qa["accuracy"].low, qa["accuracy"].high]
         steered = alpha is not None
+        counts = {_short(s): _count(by_suite[s]) for s in profile.suites}
         records.append(
             DemoRecord(
                 method=method,
@@ -147,9 +160,17 @@ def records_from_summary(
                 calibration=info.calibration if steered and method == "dataset" else None,
                 source=info.source,
                 intervals=intervals,
+                n=counts,
+                run=info.run,
             )
         )
     return records
+
+
+def _count(metrics: Mapping[str, Any]) -> int:
+    """Items behind a suite's numbers (the degenerate rate counts every row)."""
+    est = metrics.get("degenerate_rate")
+    return int(est.n) if est is not None else 0
 
 
 def mark_recommended(records: Sequence[DemoRecord], label: str) -> list[DemoRecord]:
@@ -216,3 +237,5 @@ class DemoResult:
     tune: Mapping[str, Any]
     gap: Mapping[str, Any] | None
     out_dir: Path
+    quick: bool = False
+    """A ``--quick`` smoke run (not powered)."""

@@ -32,6 +32,7 @@ from .profiles import DemoProfile
 from .records import DemoRecord, DemoResult
 
 FIGURE = Path("figures") / "alpha.png"
+PARETO = Path("figures") / "pareto.png"
 
 
 def _columns(profile: DemoProfile) -> tuple[str, ...]:
@@ -45,6 +46,9 @@ def _columns(profile: DemoProfile) -> tuple[str, ...]:
         *extra,
         "over-refusal",
         "QA acc",
+        "Δ img refusal",
+        "Δ over-refusal",
+        "Δ QA",
     )
 
 
@@ -54,6 +58,16 @@ def _interval(record: DemoRecord, key: str) -> str:
     if low is None or high is None:
         return ""
     return f" [{100 * low:.0f}–{100 * high:.0f}]"
+
+
+def _delta(record: DemoRecord, key: str, intervals: bool) -> str:
+    """The paired difference to ``none`` in points, ``+12 [+5, +19]``; ``-`` for ``none`` itself
+    or a number not measured."""
+    found = record.paired.get(key)
+    if not found or found[0] is None:
+        return "-"
+    value, low, high = (100 * float(x) for x in found[:3])
+    return f"{value:+.1f}" + (f" [{low:+.0f}, {high:+.0f}]" if intervals else "")
 
 
 def _row(record: DemoRecord, profile: DemoProfile, intervals: bool = False) -> tuple[str, ...]:
@@ -71,14 +85,18 @@ def _row(record: DemoRecord, profile: DemoProfile, intervals: bool = False) -> t
         percent(record.over_refusal_rate)
         + (_interval(record, "over_refusal_rate") if intervals else ""),
         percent(record.qa_accuracy) + (_interval(record, "qa_accuracy") if intervals else ""),
+        _delta(record, f"{image}.refusal_rate", intervals),
+        _delta(record, "over_refusal_rate", intervals),
+        _delta(record, "qa_accuracy", intervals),
     )
 
 
 def records_table(
     records: Sequence[DemoRecord], profile: DemoProfile, intervals: bool = False
 ) -> Table:
-    """One row per setting, rates in percent (``intervals``: with 95 % bootstrap intervals on
-    image refusal, over-refusal and QA)."""
+    """One row per setting, rates in percent, and the paired differences to ``none`` in points
+    (``intervals``: with 95 % bootstrap intervals on image refusal, over-refusal, QA and the
+    differences)."""
     columns = _columns(profile)
     right: Align = "right"
     align: tuple[Align, ...] = ("left", *(right for _ in columns[1:]))
@@ -88,8 +106,21 @@ def records_table(
 def table(result: DemoResult, markdown: bool = False) -> str:
     """The records as a terminal table, or as Markdown (the one in ``report.md``, with 95 %
     bootstrap intervals on image refusal, over-refusal and QA)."""
-    rows = records_table(result.records, result.profile, intervals=markdown)
-    return markdown_table(rows) if markdown else text_table(rows)
+    rows = records_table(result.records, result.profile, intervals=True)
+    text = markdown_table(rows) if markdown else text_table(rows)
+    return text if markdown else _protocol_line(result) + "\n" + text
+
+
+def _protocol_line(result: DemoResult) -> str:
+    """Which protocol produced the numbers, and the items per suite."""
+    none = next((r for r in result.records if r.method == "none"), None)
+    sizes = ", ".join(f"{k} {v}" for k, v in (none.n if none else {}).items())
+    kind = (
+        "QUICK smoke run (small suites and grid: NOT powered, do not cite)"
+        if result.quick
+        else "powered protocol"
+    )
+    return f"{kind}; held-out items per suite: {sizes or '?'}"
 
 
 def tune_summary(tuned: TuneResult) -> dict[str, Any]:
@@ -99,6 +130,7 @@ def tune_summary(tuned: TuneResult) -> dict[str, Any]:
         "grid": tuned.grid,
         "trials": len(tuned.trials),
         "wall_s": round(tuned.wall_s, 1),
+        "trials_wall_s": round(tuned.trials_wall_s, 1),
         "criterion": "paired 95 % interval upper bound against none",
         "feasible": tuned.feasible,
         "recommended": rec.setting.key,
@@ -106,7 +138,8 @@ def tune_summary(tuned: TuneResult) -> dict[str, Any]:
         "validation": rec.metrics.to_json(),
         "validation_none": tuned.baseline.to_json(),
         "validation_text_only": tuned.text_only.to_json(),
-        "pareto": "tune/pareto.png",
+        "pareto": str(PARETO),
+        "pareto_tune": "tune/pareto.png",
     }
 
 
@@ -195,7 +228,7 @@ def report_document(result: DemoResult) -> Document:
                     "suite above; see [tune/tune.json](tune/tune.json) for the objective, the "
                     "constraints and every setting."
                 ),
-                Figure(result.out_dir / "tune" / "pareto.png", "every setting on validation"),
+                Figure(result.out_dir / PARETO, "every setting on validation"),
             ),
         ),
     ]
@@ -223,12 +256,14 @@ def report_document(result: DemoResult) -> Document:
                 "they say nothing about the size of any effect on real VLMs."
             ),
             Text(
-                f"Rates in % on held-out suites (at most {profile.limit} items per suite), judged by "
-                f"`{profile.judge}`; [low–high] = 95 % bootstrap interval. *refusal* = clean "
-                "refusal, *unsafe* = harmful compliance, *degen* = broken output. Rows: the "
-                "baselines, the paper's CMRM (dataset- and sample-level `add`, every layer and "
-                "position), and each operator's best setting on validation; `*` marks the "
-                "recommendation."
+                f"{_protocol_line(result)}. Rates in % on the held-out suites, judged by "
+                f"`{profile.judge}`; [low–high] = 95 % bootstrap interval; *Δ* = the paired "
+                "difference to `none` on the same items, in points, with its 95 % bootstrap "
+                "interval. *refusal* = clean refusal, *unsafe* = harmful compliance, *degen* = "
+                "broken output. Rows: the baselines, the paper's CMRM "
+                f"({' and '.join(profile.paper_methods)}-level `add` at every layer and "
+                "position, independent calibration), and each operator's best setting on "
+                "validation; `*` marks the recommendation."
             ),
             rows,
             Figure(result.out_dir / FIGURE, "the paper's CMRM against alpha"),

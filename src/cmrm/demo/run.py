@@ -32,6 +32,7 @@ from ..models.vlm import VLM
 from ..tuning import TuneConfig, TuneResult, run_tune
 from ..tuning.objective import rank_key
 from ..tuning.result import Trial
+from .paired import attach_paired
 from .profiles import DemoProfile, get_profile
 from .records import (
     DemoRecord,
@@ -135,6 +136,7 @@ def _eval(
         layers=eval_config.layers,
         calibration=calibration,
         source="paper" if name == "paper" else "tune",
+        run=name,
     )
     return records_from_summary(run, p, info, unchanged)
 
@@ -171,13 +173,33 @@ def _tune(vlm: VLM, config: DemoConfig, show_progress: bool) -> TuneResult:
 
 
 def best_per_operator(result: TuneResult) -> list[Trial]:
-    """Each operator's best setting on validation (the recommendation among them)."""
+    """Each operator's best setting on validation (the recommendation among them), and the
+    paper's CMRM made non-compounding — ``add`` at every layer and position on a sequential
+    calibration — at its best validation alpha, when the search tried it."""
     best: dict[str, Trial] = {}
     for trial in result.trials:
         op = trial.setting.operator
         if op not in best or rank_key(trial.score) < rank_key(best[op].score):
             best[op] = trial
-    return sorted(best.values(), key=lambda t: rank_key(t.score))
+    chosen = sorted(best.values(), key=lambda t: rank_key(t.score))
+    sequential = [t for t in result.trials if _paper_sequential(t)]
+    if sequential:
+        top = min(sequential, key=lambda t: rank_key(t.score))
+        if all(t.setting.key != top.setting.key for t in chosen):
+            chosen.append(top)
+    return chosen
+
+
+def _paper_sequential(trial: Trial) -> bool:
+    s = trial.setting
+    return (
+        s.source == "dataset"
+        and s.operator == "add"
+        and s.band == "all"
+        and s.positions == "all"
+        and s.variant.sequential
+        and s.variant.contrast == "null"
+    )
 
 
 def _held_out(
@@ -188,7 +210,7 @@ def _held_out(
         vlm, config, "baselines", show_progress, benchmarks=p.suites, methods=BASELINES
     )
     unchanged = {p.harmful_text: none_metrics(baselines)[p.harmful_text]}
-    records = records_from_summary(baselines, p, SettingInfo(positions="all"))
+    records = records_from_summary(baselines, p, SettingInfo(positions="all", run="baselines"))
     records += _eval(
         vlm,
         config,
@@ -221,6 +243,7 @@ def _held_out(
         if s.key == tuned.recommended.setting.key and found:
             recommended = found[0].label
         records.extend(found)
+    records = attach_paired(records, config.out_dir / "runs", p)
     return mark_recommended(records, recommended)
 
 
@@ -269,7 +292,8 @@ def run_demo(config: DemoConfig | None = None, *, show_progress: bool = False) -
 
 
 def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
-    from .render import tune_summary
+    from .pareto import pareto_plot
+    from .render import PARETO, tune_summary
 
     vlm = load_model(config)
     shift_dir = _calibrate(vlm, config, show_progress)
@@ -279,8 +303,15 @@ def _run(config: DemoConfig, show_progress: bool) -> DemoResult:
     closed = None if gap is None else gap["gap_closed_at_largest"]
     targets = check_targets(records, config.profile, closed)
     result = DemoResult(
-        config.profile, tuple(records), targets, tune_summary(tuned), gap, config.out_dir
+        config.profile,
+        tuple(records),
+        targets,
+        tune_summary(tuned),
+        gap,
+        config.out_dir,
+        quick=config.quick,
     )
+    pareto_plot(tuned, config.out_dir / PARETO)
     header = {
         "config": {
             "organism": config.organism,

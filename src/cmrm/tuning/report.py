@@ -39,6 +39,7 @@ def tune_json(config: TuneConfig, result: TuneResult) -> dict[str, Any]:
         "budget": config.budget,
         "grid": result.grid,
         "wall_s": round(result.wall_s, 1),
+        "trials_wall_s": round(result.trials_wall_s, 1),
         "trials": len(result.trials),
         "feasible": result.feasible,
         "baseline": {"none": result.baseline.to_json(), "text-only": result.text_only.to_json()},

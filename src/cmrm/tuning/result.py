@@ -18,6 +18,8 @@ class Trial:
     setting: Setting
     metrics: TrialMetrics
     score: Score
+    wall_s: float | None = None
+    """Wall time of the trial's evaluation (None in rows written before it was recorded)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -26,6 +28,7 @@ class Trial:
             "setting": self.setting.to_json(),
             "metrics": self.metrics.to_json(),
             "score": self.score.to_json(),
+            "wall_s": None if self.wall_s is None else round(self.wall_s, 2),
         }
 
     @classmethod
@@ -34,6 +37,7 @@ class Trial:
             Setting.from_json(row["setting"]),
             TrialMetrics.from_json(row["metrics"]),
             Score(**row["score"]),
+            row.get("wall_s"),
         )
 
 
@@ -50,6 +54,11 @@ class TuneResult:
     """Settings in the grid (after ``--budget``; early-stopped ones included)."""
     wall_s: float = 0.0
     """Wall time of this invocation (a resumed run counts only its own part)."""
+
+    @property
+    def trials_wall_s(self) -> float:
+        """Summed wall time of the trials that recorded theirs (over every invocation)."""
+        return sum(t.wall_s or 0.0 for t in self.trials)
 
     @property
     def feasible(self) -> int:

@@ -187,8 +187,10 @@ class _Search:
             shift=str(where),
             contrast=setting.variant.contrast,  # sample-level vectors; dataset ones are in the file
         )
+        started = time.perf_counter()
         metrics = self.evaluate(setting.key, config)
-        return Trial(setting, metrics, self.config.objective.score(metrics, base))
+        wall = time.perf_counter() - started
+        return Trial(setting, metrics, self.config.objective.score(metrics, base), wall)
 
 
 def run_tune(
