@@ -84,8 +84,10 @@ def test_demo_writes_summary_report_and_figures(mini_organism: Path, tmp_path: P
     config = DemoConfig(
         out_dir=out, weights=mini_organism, limit=6, val_limit=6, anchor_limit=12, budget=4
     )
+    calibrated = (out / "shift" / "shift.safetensors").stat().st_mtime_ns
     rerun = run_demo(config)
     assert (out / "runs" / "paper" / "generations.jsonl").read_text().splitlines() == rows
+    assert (out / "shift" / "shift.safetensors").stat().st_mtime_ns == calibrated, "reused"
     assert len(rerun.records) == len(records)
 
 
