@@ -64,7 +64,8 @@ def pareto_figure(result: TuneResult, path: Path) -> Path:
     trials = list(result.trials)
     fig, ax = plt.subplots(figsize=(7, 5))
     operators = sorted({t.setting.operator for t in trials})
-    markers = dict(zip(operators, "osD^v<>", strict=False))
+    shapes = "osD^v<>pPhX*"
+    markers = {op: shapes[i % len(shapes)] for i, op in enumerate(operators)}
     for op in operators:
         mine = [t for t in trials if t.setting.operator == op]
         ax.scatter(
