@@ -1,16 +1,22 @@
-"""Papercuts of the command line, each through the real command: the anchor-leak hint names
-suites that exist; ..."""
+"""Papercuts of the command line, each through the real command (its parser, or a run that
+stops at the check): the anchor-leak hint names suites that exist; eval and tune take both
+spellings of the grid flags; gap's measured layers have their own name; the organism names of
+--recipe and --organism; the MODEL help; serve on a busy port; an interrupted eval."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import typer.main
 from typer.testing import CliRunner
 
 import cmrm.cli  # noqa: F401  (registers every command)
 from cmrm.cli.app import app
+from cmrm.cli.organism import ORGANISM_OF, parse_recipe
 from cmrm.data.registry import BENCHMARKS
 from cmrm.evaluation.sources import held_out_hint
+from cmrm.models.registry import MODELS
 
 
 def _error_lines(output: str) -> list[str]:
@@ -49,3 +55,88 @@ def test_held_out_hint_per_kind_of_anchor_set() -> None:
     assert "organism-smol:harmful-image" in smol and "organism-smol:anchor" not in smol
     assert held_out_hint("vlsafe:anchor") == "Evaluate on vlsafe:eval instead."
     assert "disjoint" in held_out_hint("mine.jsonl")
+
+
+def _parsed(command: str, args: list[str]) -> dict[str, object]:
+    """What the real command line parser makes of ``args`` (nothing is run)."""
+    cmd = typer.main.get_command(app)
+    for part in command.split():
+        cmd = cmd.commands[part]  # type: ignore[attr-defined]
+    with cmd.make_context(command, args) as ctx:
+        return dict(ctx.params)
+
+
+@pytest.mark.parametrize("command", ["eval", "tune"])
+def test_eval_and_tune_take_both_spellings_of_the_grid_flags(command: str) -> None:
+    singular = ["--operator", "add,mars", "--alpha", "0.5,1", "--estimator", "pc1"]
+    plural_args = [a + "s" if a.startswith("--") else a for a in singular]
+    one = _parsed(command, ["-o", "out", *singular])
+    many = _parsed(command, ["-o", "out", *plural_args])
+    assert one == many
+    values = {k: v for k, v in one.items() if v in ("add,mars", "0.5,1", "pc1")}
+    assert len(values) == 3, one  # every flag reached its option, in both spellings
+
+
+def test_a_bad_value_reads_the_same_under_either_spelling(tmp_path: Path) -> None:
+    outputs = []
+    for flag in ("--operator", "--operators"):
+        result = CliRunner().invoke(
+            app,
+            [
+                "tune",
+                "organism",
+                flag,
+                "nope",
+                "--anchors",
+                "organism:anchor",
+                "-o",
+                str(tmp_path / "t"),
+            ],
+        )
+        assert result.exit_code == 1
+        (line,) = _error_lines(result.output)
+        outputs.append(line)
+    assert outputs[0] == outputs[1] and "nope" in outputs[0]
+
+
+def test_gap_names_the_measured_layers_and_keeps_the_old_flag() -> None:
+    assert _parsed("gap", ["--measure-layers", "1:3"])["layers"] == "1:3"
+    assert _parsed("gap", ["--layers", "1:3"])["layers"] == "1:3"
+    assert _parsed("gap", ["--steer-layers", "2"])["steer_layers"] == "2"
+    cmd = typer.main.get_command(app).commands["gap"]  # type: ignore[attr-defined]
+    (param,) = [p for p in cmd.params if p.name == "layers"]
+    assert param.opts[0] == "--measure-layers" and "MEASURE" in (param.help or "")
+
+
+@pytest.mark.parametrize("name", ["tiny", "organism", "smol", "organism-smol"])
+def test_recipe_and_organism_take_the_same_names(name: str) -> None:
+    recipe = parse_recipe(name)
+    assert recipe.value in name or ORGANISM_OF[recipe] == name
+    assert ORGANISM_OF[recipe] in MODELS
+
+
+def test_an_unknown_recipe_is_one_error_line_naming_both_spellings() -> None:
+    result = CliRunner().invoke(app, ["organism", "eval", "--recipe", "smoll"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = _error_lines(result.output)
+    assert "'smoll'" in line and "smol (= organism-smol)" in line and "tiny (= organism)" in line
+
+
+def test_demo_organism_takes_a_recipe_name(tmp_path: Path) -> None:
+    taken = tmp_path / "file"
+    taken.write_text("x")
+    # the same organism under its two names: no disagreement; the demo stops at the output check
+    agree = CliRunner().invoke(
+        app, ["demo", "organism-smol", "--organism", "smol", "-o", str(taken)]
+    )
+    (line,) = _error_lines(agree.output)
+    assert "disagree" not in line and str(taken) in line
+    clash = CliRunner().invoke(app, ["demo", "organism", "--organism", "smol", "-o", str(taken)])
+    (line,) = _error_lines(clash.output)
+    assert "disagree" in line
+
+
+def test_model_argument_help_names_every_bundled_model() -> None:
+    result = CliRunner().invoke(app, ["generate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "organism-smol" in result.output and MODELS.names() == ["organism", "organism-smol"]

@@ -56,7 +56,6 @@ def demo(
 
     if organism is not None:
         organism = ORGANISM_OF[parse_recipe(organism, "--organism")]
-    check_output_dir(output, "demo output folder")
     weights: Path | None = None
     if model is not None and model not in PROFILES:
         weights = Path(model)
@@ -68,6 +67,7 @@ def demo(
     elif model is not None and organism is not None and model != organism:
         raise ConfigError(f"MODEL {model!r} and --organism {organism!r} disagree; give one")
     name = organism or (model if weights is None and model is not None else "organism")
+    check_output_dir(output, "demo output folder")
     config = DemoConfig(
         out_dir=output,
         organism=name,
