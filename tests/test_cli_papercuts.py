@@ -5,8 +5,11 @@ spellings of the grid flags; gap's measured layers have their own name; the orga
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -17,6 +20,7 @@ from cmrm.cli.organism import ORGANISM_OF, parse_recipe
 from cmrm.data.registry import BENCHMARKS
 from cmrm.evaluation.sources import held_out_hint
 from cmrm.models.registry import MODELS
+from cmrm.serve.server import running_server
 
 
 def _error_lines(output: str) -> list[str]:
@@ -140,3 +144,37 @@ def test_model_argument_help_names_every_bundled_model() -> None:
     result = CliRunner().invoke(app, ["generate", "--help"], terminal_width=200)
     assert result.exit_code == 0
     assert "organism-smol" in result.output and MODELS.names() == ["organism", "organism-smol"]
+
+
+async def _hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal ASGI app: the other server that holds the port."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"busy"})
+
+
+def test_serve_on_a_busy_port_is_one_error_line_before_anything_loads() -> None:
+    with running_server(_hello) as base:  # a real server on 127.0.0.1 holds the port
+        port = int(base.rsplit(":", 1)[1])
+        assert httpx.get(base).text == "busy"
+        started = time.monotonic()
+        result = CliRunner().invoke(app, ["serve", "organism", "--port", str(port)])
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "serving" not in result.output  # nothing claims to serve
+    (line,) = _error_lines(result.output)
+    assert f"port {port} on 127.0.0.1 is already in use" in line and "--port" in line
+    suggested = int(line.rsplit("--port ", 1)[1])
+    assert suggested != port and suggested > 0
+    assert elapsed < 5, "refused before the model was loaded"
+
+
+def test_serve_refuses_a_host_that_is_not_this_machine() -> None:
+    result = CliRunner().invoke(app, ["serve", "organism", "--host", "192.0.2.1", "--port", "8765"])
+    assert result.exit_code == 1
+    (line,) = _error_lines(result.output)
+    assert "192.0.2.1:8765" in line and "--host" in line
