@@ -5,6 +5,10 @@ spellings of the grid flags; gap's measured layers have their own name; the orga
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-import cmrm.cli  # noqa: F401  (registers every command)
+import cmrm
+import cmrm.cli
 from cmrm.cli.app import app
 from cmrm.cli.organism import ORGANISM_OF, parse_recipe
 from cmrm.data.registry import BENCHMARKS
@@ -178,3 +183,31 @@ def test_serve_refuses_a_host_that_is_not_this_machine() -> None:
     assert result.exit_code == 1
     (line,) = _error_lines(result.output)
     assert "192.0.2.1:8765" in line and "--host" in line
+
+
+def test_ctrl_c_during_eval_says_the_run_folder_resumes(tmp_path: Path) -> None:
+    """The real command in its own process, interrupted (SIGINT) once its first rows are on
+    disk: exit 130 and one line naming the run folder and how to resume."""
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "cmrm", "eval", "organism", "--bench"]
+    command += ["organism:harmful-image", "--method", "none", "--limit", "64", "-o", str(run)]
+    command += ["--batch-size", "1", "--max-new-tokens", "4"]  # the first row is soon on disk
+    env = {**os.environ, "PYTHONPATH": str(Path(cmrm.__file__).parent.parent)}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        rows = run / "generations.jsonl"
+        deadline = time.monotonic() + 120
+        while not (rows.is_file() and rows.stat().st_size) and process.poll() is None:
+            assert time.monotonic() < deadline, "no row written"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.startswith("interrupted:")]
+    expected = f"interrupted: the run folder {run} keeps what is finished; re-run the same "
+    assert lines == [expected + "command to resume it"], err
+    assert "Traceback" not in err

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app, cli_errors
+from .app import app, cli_errors, resumable
 from .choices import (
     BASELINES_LISTED,
     CONTRASTS_LISTED,
@@ -191,7 +191,8 @@ def eval_command(
     world = World.from_env()
     if config.applied is not None and world.is_main:
         typer.echo(f"applying {config.applied}", err=True)
-    summary = run_eval(config, output, show_progress=True, world=world)
+    with resumable(output, say=world.is_main):
+        summary = run_eval(config, output, show_progress=True, world=world)
     if not world.is_main:
         return
     typer.echo(summary.table())

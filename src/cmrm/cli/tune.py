@@ -10,7 +10,7 @@ import typer
 from ..calibration.names import CONTRASTS, ESTIMATORS
 from ..interventions.names import SOURCES
 from ..models.names import POSITIONS
-from .app import app, cli_errors
+from .app import app, cli_errors, resumable
 from .choices import JUDGES_LISTED, NULLS_LISTED, OPERATORS_LISTED, comma
 from .options import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, ModelChoice, RemoteOpt
 
@@ -149,7 +149,8 @@ def tune(
         trust_remote_code=choice.trust_remote_code,
     )
     typer.echo(f"objective: {config.objective.describe()}", err=True)
-    result = run_tune(config, output, show_progress=True)
+    with resumable(output):
+        result = run_tune(config, output, show_progress=True)
     typer.echo(table(result))
     state = "meets" if result.recommended.score.feasible else "does NOT meet"
     typer.echo(
