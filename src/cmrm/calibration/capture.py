@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from PIL import Image
@@ -24,8 +24,7 @@ from torch import Tensor, nn
 from ..base.errors import CmrmError
 from ..models.hooks import HookSet, hidden_of
 from ..models.vlm import VLM, Batch
-
-ReadPosition = Literal["last", "mean"]
+from .names import ReadPosition
 
 
 def reduce_states(hidden: Tensor, batch: Batch, read: ReadPosition) -> Tensor:

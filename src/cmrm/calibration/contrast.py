@@ -9,7 +9,6 @@ pass. The estimators (:mod:`cmrm.calibration.estimate`, :mod:`cmrm.calibration.s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from PIL import Image
@@ -18,12 +17,8 @@ from torch import Tensor
 from ..base.errors import CmrmError, DataError
 from ..data.images import NullImage
 from ..models.vlm import VLM
-from .capture import ReadPosition, capture_states
-
-Estimator = Literal["mean", "pc1"]
-Contrast = Literal["null", "image"]
-ESTIMATORS: tuple[str, ...] = ("mean", "pc1")
-CONTRASTS: tuple[str, ...] = ("null", "image")
+from .capture import capture_states
+from .names import CONTRASTS, ESTIMATORS, Contrast, Estimator, ReadPosition  # noqa: F401  (old home)
 
 
 def contrast_images(

@@ -36,8 +36,8 @@ from ..data.images import NullImage, load_image
 from ..data.items import Item
 from ..models.vlm import VLM
 from .axes import SafetyAxes, fit_gate
-from .capture import ReadPosition
-from .contrast import ESTIMATORS, Contrast, Estimator, differences, paired_states, pc1_vector
+from .contrast import differences, paired_states, pc1_vector
+from .names import ESTIMATORS, Contrast, Estimator, ReadPosition
 from .reduction import Partial, reduce_partial, shard_batches
 from .shift import SampleShift, ShiftMeta, ShiftVectors
 

@@ -43,8 +43,9 @@ from ..data.items import Item
 from ..models.hooks import HookSet, hidden_of
 from ..models.positions import PromptLayout, check_positions
 from ..models.vlm import VLM, Batch
-from .capture import ReadPosition, reduce_states
+from .capture import reduce_states
 from .contrast import contrast_images, pc1_vector
+from .names import ReadPosition
 from .reduction import Partial, reduce_partial, shard_batches
 
 logger = logging.getLogger(__name__)

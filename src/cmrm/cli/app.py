@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
@@ -44,6 +45,24 @@ def cli_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(code=1) from err
 
     return wrapper
+
+
+@contextmanager
+def resumable(output: Path, *, say: bool = True) -> Iterator[None]:
+    """Ctrl-C inside the block ends the command with exit code 130 and one line on stderr: the
+    run folder keeps what is finished, and the same command resumes it (``say=False``: silent,
+    e.g. on ranks other than the main one)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if say:
+            typer.echo(err=True)  # past a progress bar's line
+            typer.echo(
+                f"interrupted: the run folder {output} keeps what is finished; re-run the same "
+                "command to resume it",
+                err=True,
+            )
+        raise typer.Exit(code=130) from None
 
 
 @app.callback()

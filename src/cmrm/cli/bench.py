@@ -14,6 +14,7 @@ from cmrm.data.images import load_image
 from cmrm.data.items import Item
 
 from .app import app, cli_errors
+from .choices import SPLITS_LISTED
 
 bench_app = typer.Typer(
     no_args_is_help=True,
@@ -27,7 +28,7 @@ NameArg = Annotated[
 RootOpt = Annotated[
     Path | None, typer.Option(help="folder with the upstream layout (default: download)")
 ]
-SplitOpt = Annotated[str | None, typer.Option(help="anchor or eval (default: all items)")]
+SplitOpt = Annotated[str | None, typer.Option(help=f"{SPLITS_LISTED} (default: all items)")]
 LimitOpt = Annotated[int | None, typer.Option(min=0, help="keep the first N items")]
 SeedOpt = Annotated[int, typer.Option(help="seed of the anchor/eval split")]
 OptionOpt = Annotated[

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from ..calibration.names import READ_POSITIONS
 from .app import app, cli_errors, load_data
+from .choices import (
+    CONTRASTS_LISTED,
+    ESTIMATORS_LISTED,
+    NULLS_LISTED,
+    POSITIONS_LISTED,
+    READ_LISTED,
+)
 from .options import (
     AlphaOpt,
     DeviceMapOpt,
@@ -31,10 +39,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
-    from ..calibration.capture import ReadPosition
-    from ..calibration.contrast import Contrast, Estimator
-
-READ_POSITIONS = ("last", "mean")
+    from ..calibration.names import Contrast, Estimator, ReadPosition
 
 
 @app.command()
@@ -68,11 +73,11 @@ def calibrate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the shift.")] = Path(
         "shift"
     ),
-    null: Annotated[
-        str, typer.Option(help="blank[:colour] | noise[:dist][:seed] | mean")
-    ] = "blank",
-    estimator: Annotated[str, typer.Option(help="mean or pc1.")] = "mean",
-    contrast: Annotated[str, typer.Option(help="null (paper) or image.")] = "null",
+    null: Annotated[str, typer.Option(help=f"Null image: {NULLS_LISTED}.")] = "blank",
+    estimator: Annotated[str, typer.Option(help=f"{ESTIMATORS_LISTED}.")] = "mean",
+    contrast: Annotated[str, typer.Option(help=f"{CONTRASTS_LISTED} (null: the paper's).")] = (
+        "null"
+    ),
     sequential: Annotated[
         bool,
         typer.Option(
@@ -84,10 +89,13 @@ def calibrate(
         float, typer.Option(help="With --sequential: alpha at which earlier layers are steered.")
     ] = 1.0,
     positions: Annotated[
-        str, typer.Option(help="With --sequential: positions steered while calibrating.")
+        str,
+        typer.Option(
+            help=f"With --sequential: positions steered while calibrating: {POSITIONS_LISTED}."
+        ),
     ] = "all",
     layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
-    read: Annotated[str, typer.Option(help="Read position: last or mean.")] = "last",
+    read: Annotated[str, typer.Option(help=f"Read position: {READ_LISTED}.")] = "last",
     gate: Annotated[
         bool,
         typer.Option(
@@ -112,8 +120,8 @@ def calibrate(
     Under torchrun, every rank runs a share of the anchor batches and rank 0 saves the shift.
     """
     from ..base import distributed
-    from ..calibration.contrast import CONTRASTS, ESTIMATORS
     from ..calibration.estimate import calibrate as run_calibrate
+    from ..calibration.names import CONTRASTS, ESTIMATORS
     from ..data.images import NullImage
     from ..models.checks import check_choice, check_items_fit, check_layers, check_output_dir
     from ..models.checks import peek_num_layers as peek
@@ -200,7 +208,7 @@ def generate(
     """Generate an answer to PROMPT, optionally with CMRM; the answer is streamed to stdout.
 
     --shift DIR with --sample-level uses per-input vectors and the shift's safety axes (for the
-    operators project and gated)."""
+    operators that need them)."""
     from ..data.images import load_image
     from ..generation.generate import GenerationOptions, stream_answer
     from ..models.checks import check_layers, check_prompt, check_prompt_fits

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors
+from .choices import MODELS_LISTED, one_of
+from .organism import ORGANISM_OF, parse_recipe
 
 
 @app.command()
@@ -16,12 +18,16 @@ def demo(
     model: Annotated[
         str | None,
         typer.Argument(
-            help="A bundled organism (organism, organism-smol) or a directory trained with its "
+            help=f"A bundled organism ({MODELS_LISTED}) or a directory trained with its "
             "recipe (then say which with --organism)."
         ),
     ] = None,
     organism: Annotated[
-        str | None, typer.Option(help="The organism: organism (default) or organism-smol.")
+        str | None,
+        typer.Option(
+            help=f"The organism: {one_of(list(ORGANISM_OF.values()))} (default: organism), or "
+            f"its recipe's name as `cmrm organism --recipe` takes it: {one_of(list(ORGANISM_OF))}.",
+        ),
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
         "cmrm-demo"
@@ -57,7 +63,8 @@ def demo(
     from ..demo.render import table
     from ..models.checks import check_output_dir
 
-    check_output_dir(output, "demo output folder")
+    if organism is not None:
+        organism = ORGANISM_OF[parse_recipe(organism, "--organism")]
     weights: Path | None = None
     if model is not None and model not in PROFILES:
         weights = Path(model)
@@ -69,6 +76,7 @@ def demo(
     elif model is not None and organism is not None and model != organism:
         raise ConfigError(f"MODEL {model!r} and --organism {organism!r} disagree; give one")
     name = organism or (model if weights is None and model is not None else "organism")
+    check_output_dir(output, "demo output folder")
     config = DemoConfig(
         out_dir=output,
         organism=name,

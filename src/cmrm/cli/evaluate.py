@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from .app import app, cli_errors
+from .app import app, cli_errors, resumable
+from .choices import (
+    BASELINES_LISTED,
+    CONTRASTS_LISTED,
+    ESTIMATORS_LISTED,
+    JUDGES_LISTED,
+    NULLS_LISTED,
+    OPERATORS_LISTED,
+    POSITIONS_LISTED,
+    SOURCES_LISTED,
+)
 from .options import (
     DeviceMapOpt,
     DeviceOpt,
@@ -34,15 +44,19 @@ def eval_command(
     method: Annotated[
         str | None,
         typer.Option(
-            help="Comma list of none, text-only, adashield, ecso (baselines) and dataset, sample "
-            "(interventions) (default: none,dataset,sample; dataset needs --shift or --anchors)."
+            "--method",
+            "--methods",
+            help=f"Comma list of {BASELINES_LISTED} (baselines) and {SOURCES_LISTED} "
+            "(interventions) (default: none,dataset,sample; dataset needs --shift or --anchors).",
         ),
     ] = None,
     operator: Annotated[
         str | None,
         typer.Option(
-            help="Comma list of operators for dataset/sample: add (the paper), project, "
-            "norm-preserving, gated (default: add)."
+            "--operator",
+            "--operators",
+            help=f"Comma list of operators for dataset/sample: {OPERATORS_LISTED} (default: add, "
+            "the paper's).",
         ),
     ] = None,
     method_option: Annotated[
@@ -50,9 +64,14 @@ def eval_command(
         typer.Option(help="BASELINE.KEY=VALUE, e.g. ecso.self_check=true."),
     ] = None,
     alpha: Annotated[
-        str | None, typer.Option(help="Comma list of alphas for dataset/sample (default: 1).")
+        str | None,
+        typer.Option(
+            "--alpha", "--alphas", help="Comma list of alphas for dataset/sample (default: 1)."
+        ),
     ] = None,
-    positions: Annotated[str | None, typer.Option(help="all, text or last (default: all).")] = None,
+    positions: Annotated[
+        str | None, typer.Option(help=f"{POSITIONS_LISTED} (default: all).")
+    ] = None,
     layers: Annotated[
         str | None, typer.Option(help="Layers to steer: all, 4:12, 1,3 (default: all).")
     ] = None,
@@ -63,7 +82,12 @@ def eval_command(
         str | None, typer.Option(help="Calibrate on this set first, e.g. vlsafe:anchor.")
     ] = None,
     estimator: Annotated[
-        str | None, typer.Option(help="mean or pc1 (with --anchors) (default: mean).")
+        str | None,
+        typer.Option(
+            "--estimator",
+            "--estimators",
+            help=f"{ESTIMATORS_LISTED} (with --anchors) (default: mean).",
+        ),
     ] = None,
     sequential: Annotated[
         bool,
@@ -71,16 +95,22 @@ def eval_command(
     ] = False,
     contrast: Annotated[
         str | None,
-        typer.Option(help="null (the paper: text vs null image) or image (default: null)."),
+        typer.Option(
+            "--contrast",
+            "--contrasts",
+            help=f"{CONTRASTS_LISTED} (null, the paper's: text vs null image) (default: null).",
+        ),
     ] = None,
     null: Annotated[
         str | None,
-        typer.Option(
-            help="Null image: blank[:colour], noise[:dist][:seed], mean (default: blank)."
-        ),
+        typer.Option(help=f"Null image: {NULLS_LISTED} (default: blank)."),
     ] = None,
     judge: Annotated[
-        list[str] | None, typer.Option("--judge", help="JUDGE for all, or BENCH=JUDGE; repeat.")
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            help=f"JUDGE for all, or BENCH=JUDGE; repeat. Judges: {JUDGES_LISTED}.",
+        ),
     ] = None,
     judge_option: Annotated[
         list[str] | None, typer.Option(help="JUDGE.KEY=VALUE, e.g. llm.model=org/id.")
@@ -161,7 +191,8 @@ def eval_command(
     world = World.from_env()
     if config.applied is not None and world.is_main:
         typer.echo(f"applying {config.applied}", err=True)
-    summary = run_eval(config, output, show_progress=True, world=world)
+    with resumable(output, say=world.is_main):
+        summary = run_eval(config, output, show_progress=True, world=world)
     if not world.is_main:
         return
     typer.echo(summary.table())

@@ -12,6 +12,7 @@ import typer
 
 from ..base.errors import CmrmError
 from .app import app, cli_errors
+from .choices import POSITIONS_LISTED, one_of
 from .options import (
     DeviceOpt,
     DtypeOpt,
@@ -23,6 +24,11 @@ from .options import (
 )
 
 FORMATS = ("gguf-control-vector", "hf-bias")
+"""What ``cmrm export --format`` accepts (and its ``--help`` lists)."""
+MODES = ("auto", "logprobs", "completions")
+"""What ``cmrm check-endpoint --mode`` accepts."""
+EXPECTED = ("steered", "unsteered")
+"""What ``cmrm check-endpoint --expect`` accepts."""
 ShiftOpt = Annotated[Path, typer.Option("--shift", help="Shift directory from `cmrm calibrate`.")]
 AlphaOpt = Annotated[
     float | None,
@@ -57,7 +63,11 @@ def export(
     model: ModelArg = "organism",
     shift: ShiftOpt = Path("shift"),
     fmt: Annotated[
-        str, typer.Option("--format", help="gguf-control-vector (llama.cpp) or hf-bias.")
+        str,
+        typer.Option(
+            "--format",
+            help=f"{one_of(FORMATS)} (gguf-control-vector: llama.cpp; hf-bias: a checkpoint).",
+        ),
     ] = "",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="FILE.gguf or a new folder.")
@@ -150,11 +160,13 @@ def check_endpoint(
         str | None,
         typer.Option(help="Local copy of the served model (default: the shift's source model)."),
     ] = None,
-    positions: Annotated[str, typer.Option(help="Positions of the local steered model.")] = "all",
-    mode: Annotated[str, typer.Option(help="auto, logprobs or completions.")] = "auto",
-    expect: Annotated[str, typer.Option(help="steered or unsteered (sets the exit code).")] = (
-        "steered"
-    ),
+    positions: Annotated[
+        str, typer.Option(help=f"Positions of the local steered model: {POSITIONS_LISTED}.")
+    ] = "all",
+    mode: Annotated[str, typer.Option(help=f"{one_of(MODES)}.")] = "auto",
+    expect: Annotated[
+        str, typer.Option(help=f"{one_of(EXPECTED)} (sets the exit code).")
+    ] = "steered",
     max_tokens: Annotated[int, typer.Option(min=1, max=64)] = 8,
     api_key: Annotated[
         str | None, typer.Option(envvar="OPENAI_API_KEY", help="Bearer token, if needed.")
@@ -174,10 +186,10 @@ def check_endpoint(
 
     if not model_name:
         raise typer.BadParameter("give the served model's name with --model NAME")
-    if mode not in ("auto", "logprobs", "completions"):
-        raise typer.BadParameter(f"--mode must be auto, logprobs or completions, got {mode!r}")
-    if expect not in ("steered", "unsteered"):
-        raise typer.BadParameter(f"--expect must be steered or unsteered, got {expect!r}")
+    if mode not in MODES:
+        raise typer.BadParameter(f"--mode must be {one_of(MODES)}, got {mode!r}")
+    if expect not in EXPECTED:
+        raise typer.BadParameter(f"--expect must be {one_of(EXPECTED)}, got {expect!r}")
     check_positions(positions)
     baked = baked_setting(ShiftVectors.load(shift), alpha)
     loaded, alpha = baked.shift, baked.alpha

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from .app import app, cli_errors, load_data
+from .choices import NULLS_LISTED
 from .options import (
     AlphaOpt,
     DeviceOpt,
@@ -34,10 +35,18 @@ def gap(
         "organism:harmful-image"
     ),
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path("gap"),
-    layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
-    null: Annotated[str, typer.Option(help="Comma-separated null images, e.g. blank,noise.")] = (
-        "blank"
-    ),
+    layers: Annotated[
+        str,
+        typer.Option(
+            "--measure-layers",
+            "--layers",
+            help="Layers to MEASURE the gap at: all, 12, 10,12,14 or 8:16 (--layers is the old "
+            "name; the layers to steer are --steer-layers, as --layers is in generate and serve).",
+        ),
+    ] = "all",
+    null: Annotated[
+        str, typer.Option(help=f"Comma list of null images, each {NULLS_LISTED}, e.g. blank,noise.")
+    ] = "blank",
     shift: ShiftDirOpt = None,
     sample_level: SampleLevelOpt = False,
     alpha: AlphaOpt = None,
@@ -45,7 +54,9 @@ def gap(
     positions: PositionsOpt = None,
     steer_layers: Annotated[
         str | None,
-        typer.Option(help="Layers to steer (default: recommended, else all the shift has)."),
+        typer.Option(
+            help="Layers to steer with --shift (default: recommended, else all the shift has)."
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use at most N items.")] = None,
     root: Annotated[Path | None, typer.Option(help="Local benchmark folder.")] = None,

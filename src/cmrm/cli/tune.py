@@ -7,7 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .app import app, cli_errors
+from ..calibration.names import CONTRASTS, ESTIMATORS
+from ..interventions.names import SOURCES
+from ..models.names import POSITIONS
+from .app import app, cli_errors, resumable
+from .choices import JUDGES_LISTED, NULLS_LISTED, OPERATORS_LISTED, comma
 from .options import DeviceOpt, DtypeOpt, LayersPathOpt, ModelArg, ModelChoice, RemoteOpt
 
 
@@ -24,22 +28,47 @@ def tune(
         typer.Option(help="Validation benchmark (repeat); disjoint from anchors and test sets."),
     ] = None,
     operators: Annotated[
-        str | None, typer.Option(help="Comma list (default: add,project,norm-preserving,gated).")
+        str | None,
+        typer.Option(
+            "--operators",
+            "--operator",
+            help=f"Comma list of {OPERATORS_LISTED} (default: every operator).",
+        ),
     ] = None,
-    estimators: Annotated[str | None, typer.Option(help="Comma list of mean,pc1.")] = None,
-    contrasts: Annotated[str | None, typer.Option(help="Comma list of null,image.")] = None,
+    estimators: Annotated[
+        str | None,
+        typer.Option(
+            "--estimators",
+            "--estimator",
+            help=f"Comma list of {comma(ESTIMATORS)} (default: mean).",
+        ),
+    ] = None,
+    contrasts: Annotated[
+        str | None,
+        typer.Option(
+            "--contrasts", "--contrast", help=f"Comma list of {comma(CONTRASTS)} (default: both)."
+        ),
+    ] = None,
     sequential: Annotated[
         str, typer.Option(help="Calibrations to try: both, on (sequential) or off.")
     ] = "both",
     alphas: Annotated[
-        str | None, typer.Option(help="Comma list (default: a log grid 0.125..2).")
+        str | None,
+        typer.Option(
+            "--alphas", "--alpha", help="Comma list of alphas (default: a log grid 0.125..2)."
+        ),
     ] = None,
     bands: Annotated[
         str | None,
         typer.Option(help="Layer bands, comma list of all, auto, 10, 8:16 (default: auto)."),
     ] = None,
-    positions: Annotated[str | None, typer.Option(help="Comma list of last,all,text.")] = None,
-    sources: Annotated[str | None, typer.Option(help="Comma list of dataset,sample.")] = None,
+    positions: Annotated[
+        str | None,
+        typer.Option(help=f"Comma list of {comma(POSITIONS)} (default: last,all)."),
+    ] = None,
+    sources: Annotated[
+        str | None, typer.Option(help=f"Comma list of {comma(SOURCES)} (default: dataset).")
+    ] = None,
     budget: Annotated[int | None, typer.Option(min=1, help="At most N settings.")] = None,
     early_stop: Annotated[
         float | None,
@@ -51,7 +80,9 @@ def tune(
     anchor_limit: Annotated[int | None, typer.Option(min=1, help="Anchors used.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1)] = None,
     batch_size: Annotated[int | None, typer.Option(min=1)] = None,
-    null: Annotated[str | None, typer.Option(help="Null image spec.")] = None,
+    null: Annotated[
+        str | None, typer.Option(help=f"Null image: {NULLS_LISTED} (default: blank).")
+    ] = None,
     w_compliance: Annotated[float, typer.Option(help="Weight of harmful compliance.")] = 1.0,
     w_degenerate: Annotated[float, typer.Option(help="Weight of degenerate output gained.")] = 1.0,
     w_utility: Annotated[float, typer.Option(help="Weight of utility lost.")] = 1.0,
@@ -60,7 +91,8 @@ def tune(
     max_utility_loss: Annotated[float, typer.Option(help="Constraint (fraction).")] = 0.05,
     max_over_refusal_gain: Annotated[float, typer.Option(help="Constraint (fraction).")] = 0.05,
     judge: Annotated[
-        list[str] | None, typer.Option("--judge", help="JUDGE for all, or BENCH=JUDGE.")
+        list[str] | None,
+        typer.Option("--judge", help=f"JUDGE for all, or BENCH=JUDGE. Judges: {JUDGES_LISTED}."),
     ] = None,
     judge_option: Annotated[list[str] | None, typer.Option(help="JUDGE.KEY=VALUE.")] = None,
     root: Annotated[list[str] | None, typer.Option("--root", help="DIR or BENCH=DIR.")] = None,
@@ -117,7 +149,8 @@ def tune(
         trust_remote_code=choice.trust_remote_code,
     )
     typer.echo(f"objective: {config.objective.describe()}", err=True)
-    result = run_tune(config, output, show_progress=True)
+    with resumable(output):
+        result = run_tune(config, output, show_progress=True)
     typer.echo(table(result))
     state = "meets" if result.recommended.score.feasible else "does NOT meet"
     typer.echo(

@@ -30,6 +30,8 @@ ImageRef = Path | Image.Image | None
 """A path to an image file, an image already in memory (the organism's), or no image."""
 
 NullKind = Literal["blank", "noise", "mean"]
+NULL_SPECS: tuple[str, ...] = ("blank[:colour]", "noise[:gaussian|uniform][:seed]", "mean")
+"""The null image specs :meth:`NullImage.parse` accepts (one per kind), as ``--help`` lists them."""
 DEFAULT_SIZE = (336, 336)
 
 
@@ -145,8 +147,8 @@ class NullImage:
         if kind == "mean" and not rest:
             return cls("mean")
         raise DataError(
-            f"cannot parse null image {spec!r}; expected blank[:colour], "
-            "noise[:gaussian|uniform][:seed] or mean"
+            f"cannot parse null image {spec!r}; expected {', '.join(NULL_SPECS[:-1])} or "
+            f"{NULL_SPECS[-1]}"
         )
 
     @property

@@ -18,13 +18,12 @@ from typing import Any
 from ..base.atomic import write_json_atomic
 from ..base.errors import ConfigError, DataError, UnknownNameError
 from ..base.validation import check_alpha
-from ..calibration.contrast import CONTRASTS, ESTIMATORS
+from ..calibration.names import CONTRASTS, ESTIMATORS
 from ..calibration.shift import library_versions
 from ..data.images import NullImage
-from ..generation.baselines import BASELINES
 from ..generation.batching import check_batch_size
-from ..generation.methods import METHOD_NAMES
-from ..interventions.operators import OPERATORS, needs_axis
+from ..generation.names import BASELINES, METHOD_NAMES
+from ..interventions.operators import OPERATORS, axis_operators, needs_axis
 from ..models.placement import Placement
 from ..models.positions import check_positions
 from .store import read_json
@@ -81,7 +80,8 @@ class EvalConfig:
     methods: tuple[str, ...] = ("none", "dataset", "sample")
     """Baselines (none, text-only, adashield, ecso) and intervention sources (dataset, sample)."""
     operators: tuple[str, ...] = ("add",)
-    """Operators of the interventions (add = the paper; project, norm-preserving, gated)."""
+    """Operators of the interventions (``add`` is the paper's; every name of
+    :data:`~cmrm.interventions.operators.OPERATORS` is accepted)."""
     alphas: tuple[float, ...] = (1.0,)
     positions: str = "all"
     layers: str | None = None
@@ -174,8 +174,9 @@ class EvalConfig:
         NullImage.parse(self.null)
         if self.needs_shift and (self.shift is None) == (self.anchors is None):
             raise ConfigError(
-                "method 'dataset' (and operators project/gated) need exactly one of --shift DIR "
-                "(a calibrated shift) or --anchors BENCH:anchor (calibrate here); got "
+                f"method 'dataset' (and the operators {'/'.join(axis_operators())}) need exactly "
+                "one of --shift DIR (a calibrated shift) or --anchors BENCH:anchor (calibrate "
+                "here); got "
                 f"shift={self.shift!r}, anchors={self.anchors!r}"
             )
         unknown = sorted(set(self.judges) - set(self.benchmarks))

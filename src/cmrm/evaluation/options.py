@@ -25,6 +25,7 @@ from typing import Any
 
 from ..base.errors import CmrmError, ConfigError
 from ..base.keyvalue import split_assignment, typed_value
+from ..interventions.operators import axis_operators
 from .config import EvalConfig
 from .presets import get_preset
 
@@ -171,7 +172,7 @@ def _check_used(
             needs = (
                 "dataset or sample"
                 if (flag, key) in _STEERING_FLAGS
-                else "dataset (or sample with operator project/gated)"
+                else f"dataset (or sample with an operator among {'/'.join(axis_operators())})"
             )
             raise ConfigError(
                 f"{flag} only applies to method {needs}, and this run's methods are {methods}; "

@@ -78,7 +78,7 @@ def check_anchor_leak(
     ):
         raise ConfigError(
             f"benchmark {eval_spec!r} contains the anchor set {anchor_spec!r}; never evaluate on "
-            f"anchors. Evaluate on {base_name(anchor_spec)}:eval instead."
+            f"anchors. {held_out_hint(anchor_spec)}"
         )
     same_source = base_name(anchor_spec) == base_name(eval_spec)
     prompts = {a.id: a.prompt for a in anchors}
@@ -91,6 +91,33 @@ def check_anchor_leak(
             f"{anchor_spec!r} (e.g. {shared[:3]}); never evaluate on anchors. Use disjoint "
             "splits (BENCH:anchor and BENCH:eval) or remove the shared items."
         )
+
+
+def held_out_hint(anchor_spec: str) -> str:
+    """What to evaluate on instead of the anchors ``anchor_spec``.
+
+    A registered anchor suite ``PREFIX:anchor`` with sibling suites (a bundled organism's:
+    ``organism:anchor`` has no ``:eval`` split) -> its held-out siblings, every ``PREFIX:*`` but
+    the anchors and the ``PREFIX:val-*`` validation suites; the anchor split of a benchmark
+    (``vlsafe:anchor``) -> its eval split; anything else -> a disjoint benchmark."""
+    from ..data.registry import BENCHMARKS
+
+    prefix, sep, split = anchor_spec.rpartition(":")
+    if sep and split == "anchor" and anchor_spec in BENCHMARKS:
+        held_out = [
+            n
+            for n in BENCHMARKS.names()
+            if n.startswith(f"{prefix}:")
+            and not n.startswith((f"{prefix}:val-", f"{prefix}:anchor"))
+        ]
+        if held_out:
+            return f"Evaluate on its held-out suites instead, e.g. --bench {','.join(held_out)}."
+    if sep and split == "anchor":
+        return f"Evaluate on {prefix}:eval instead."
+    return (
+        "Evaluate on a benchmark disjoint from the anchors (or split one: BENCH:anchor and "
+        "BENCH:eval)."
+    )
 
 
 def build_judges(

@@ -18,15 +18,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 from ..base.errors import ConfigError
 from ..data.items import Item
 from ..models.vlm import VLM
 from .generate import GenerationOptions, generate_items
-
-BaselineName = Literal["none", "text-only", "adashield", "ecso"]
-BASELINES: tuple[str, ...] = get_args(BaselineName)
+from .names import BASELINES, BaselineName
 
 ADASHIELD_PROMPT = (
     "Before you answer, look at the image and the request together. If either of them asks "

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..data.items import Item
-from ..interventions.value import SOURCES, Intervention
+from ..interventions.value import Intervention
 from ..models.vlm import VLM
-from .baselines import BASELINES, Baseline, run_baseline
+from .baselines import Baseline, run_baseline
 from .generate import GenerationOptions, generate_items
+from .names import METHOD_NAMES  # noqa: F401  (old home)
 
 Method = Intervention | Baseline
-METHOD_NAMES: tuple[str, ...] = (*BASELINES, *SOURCES)
-"""Every method name of ``cmrm eval --method``: the baselines, then the intervention sources."""
 
 
 def generate_method(

@@ -18,21 +18,21 @@ from ..base.lazy import attach
 
 if TYPE_CHECKING:
     from .apply import intervene as intervene
+    from .names import SOURCES as SOURCES
+    from .names import Source as Source
     from .operators import OPERATORS as OPERATORS
     from .operators import Operator as Operator
     from .operators import get_operator as get_operator
-    from .value import SOURCES as SOURCES
     from .value import Intervention as Intervention
-    from .value import Source as Source
 
 _EXPORTS = {
     "OPERATORS": ".operators",
     "Operator": ".operators",
     "get_operator": ".operators",
     "intervene": ".apply",
-    "SOURCES": ".value",
+    "SOURCES": ".names",
     "Intervention": ".value",
-    "Source": ".value",
+    "Source": ".names",
 }
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 from ..base.errors import CmrmError
 from ..calibration.shift import ShiftVectors
 from ..data.images import NullImage
-from .operators import needs_axis
+from .operators import axis_operators, needs_axis
 from .value import Intervention
 
 
@@ -74,7 +74,7 @@ def build_intervention(options: InterventionOptions) -> Intervention | None:
         raise CmrmError(
             "use either --shift DIR (dataset-level) or --sample-level, not both: with "
             "--sample-level a shift only supplies the safety axes of the operators that need "
-            f"them (project, gated), and operator {operator!r} does not"
+            f"them ({', '.join(axis_operators())}), and operator {operator!r} does not"
         )
     layers = o.layers if o.layers is not None else rec.get("layers")
     return Intervention(

@@ -30,7 +30,8 @@ from ..base.validation import check_alpha
 from ..calibration.axes import SafetyAxes, SafetyAxis
 from ..calibration.shift import SampleShift, ShiftVectors
 from ..models.hooks import HookSet, hidden_of, with_hidden
-from ..models.positions import Positions, PromptLayout, check_positions, expand_rows
+from ..models.names import Positions
+from ..models.positions import PromptLayout, check_positions, expand_rows
 from ..models.vlm import VLM
 from .operators import Operator, get_operator
 from .operators.base import keep

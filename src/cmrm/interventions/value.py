@@ -14,18 +14,17 @@ AdaShield's defence prompt, ECSO's caption-then-answer) are not interventions: s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 from ..base.errors import CmrmError
 from ..base.validation import check_alpha
-from ..calibration.contrast import CONTRASTS, Contrast
+from ..calibration.names import CONTRASTS, Contrast
 from ..calibration.shift import ShiftVectors
 from ..data.images import NullImage
-from ..models.positions import Positions, check_positions
+from ..models.names import Positions
+from ..models.positions import check_positions
+from .names import SOURCES, Source
 from .operators import get_operator
-
-Source = Literal["dataset", "sample"]
-SOURCES: tuple[str, ...] = get_args(Source)
 
 
 @dataclass(frozen=True)

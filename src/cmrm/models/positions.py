@@ -19,15 +19,12 @@ grows by an integer factor (``repeat_interleave`` order) and the layout follows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 from ..base.errors import CmrmError
-
-Positions = Literal["all", "text", "last"]
-POSITIONS: tuple[str, ...] = get_args(Positions)
+from .names import POSITIONS, Positions
 
 
 def check_positions(positions: str) -> Positions:

@@ -3,6 +3,7 @@ thread on a socket bound before start-up (tests, benchmarks)."""
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -13,6 +14,49 @@ from typing import Any
 import uvicorn
 
 from ..base.errors import CmrmError
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, before any model is loaded, a ``host:port`` that cannot be listened on: in use
+    (another server, an earlier ``cmrm serve``), not this machine's address, or privileged.
+
+    Binds and closes a socket the way uvicorn will (``SO_REUSEADDR``), so that a port in
+    ``TIME_WAIT`` passes and a listening one does not.
+
+    Raises:
+        CmrmError: one line naming host and port, what the system said and the fix.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise CmrmError(
+            f"cannot listen on {host}:{port}: the host does not resolve ({err.strerror}); pass "
+            "an address of this machine with --host, e.g. --host 127.0.0.1"
+        ) from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise CmrmError(
+                    f"port {port} on {host} is already in use (another server, or an earlier "
+                    f"`cmrm serve` still running); pick a free one with --port, e.g. --port "
+                    f"{_free_port(host)}"
+                ) from err
+            raise CmrmError(
+                f"cannot listen on {host}:{port}: {err.strerror or err}; pass another --port "
+                "(1024 or above needs no privileges) or an address of this machine with --host"
+            ) from err
+
+
+def _free_port(host: str) -> int:
+    """A port free on ``host`` right now (the system's pick)."""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def serve_forever(app: Any, host: str, port: int, log_level: str = "info") -> None:

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..base.errors import ConfigError
-from ..calibration.contrast import CONTRASTS, ESTIMATORS
+from ..calibration.names import CONTRASTS, ESTIMATORS
+from ..interventions.names import SOURCES
 from ..interventions.operators import operator_names
-from ..interventions.value import SOURCES
-from ..models.positions import POSITIONS
+from ..models.names import POSITIONS
 
 DEFAULT_ALPHAS = (0.125, 0.25, 0.5, 1.0, 2.0)
 """A log grid (factor 2) around the paper's alpha = 1."""

@@ -80,6 +80,11 @@ def needs_axis(name: str) -> bool:
     return bool(getattr(OPERATORS.get(name), "needs_axis", False))
 
 
+def axis_operators() -> tuple[str, ...]:
+    """The operators that need safety axes, in registration order (imports every class)."""
+    return tuple(name for name in operator_names() if needs_axis(name))
+
+
 def get_operator(name: str) -> Operator:
     """The operator registered as ``name``.
 
@@ -108,6 +113,7 @@ __all__ = [
     "Operator",
     "OperatorFactory",
     "Project",
+    "axis_operators",
     "get_operator",
     "needs_axis",
     "operator_names",
