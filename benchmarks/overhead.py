@@ -213,7 +213,8 @@ def variants_for(
         iv = Intervention("sample", operator=op, shift=shift)
         out[f"sample/{op}"] = lambda iv=iv: intervene(vlm, iv, prompts, images)
     if only:
-        chosen = {name for name in out if any(part in name for part in only.split(","))}
+        parts = only.split(",")  # a full name ("sample/add") exactly, else a substring
+        chosen = {n for n in out if any(p == n or ("/" not in p and p in n) for p in parts)}
         refs = (
             {"bare-hook", "steering-vectors"}
             if any(n.startswith("dataset/") for n in chosen)
@@ -359,7 +360,10 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the round orders")
     parser.add_argument(
-        "--only", default=None, help="comma-separated substrings of variants to keep (+ refs)"
+        "--only",
+        default=None,
+        help="comma-separated variants to keep: full names (sample/add) or substrings "
+        "without a slash (dataset); vanilla always, the floor references with dataset variants",
     )
     parser.add_argument(
         "--clock",
