@@ -5,6 +5,11 @@ minutes apart cannot be compared. Instead every **round** runs the baseline and 
 to back, in an order shuffled (with a seed) each round, and a variant's figure is the per-round
 ratio of its time to that round's baseline time. The report is the median of those ratios and a
 percentile bootstrap interval of the median (95 % by default).
+
+Each call is timed on two clocks: wall time and the process's CPU time. With one torch thread the
+CPU time is the work the call did, without the time it waited for a core that another job held;
+on a shared machine it is the steadier of the two (both are recorded, the benchmarks say which
+they report).
 """
 
 from __future__ import annotations
@@ -46,15 +51,66 @@ def bootstrap(
     return Summary(float(np.median(data)), float(low), float(high), int(data.size))
 
 
-def timed(run: Callable[[], object], sync: Callable[[], None] | None = None) -> float:
-    """Wall seconds of one call of ``run`` (``sync`` before and after, e.g. CUDA)."""
+@dataclass(frozen=True)
+class Timing:
+    """Wall seconds and process CPU seconds of one call."""
+
+    wall: float
+    cpu: float
+
+
+def timed_both(run: Callable[[], object], sync: Callable[[], None] | None = None) -> Timing:
+    """Wall and process CPU seconds of one call of ``run`` (``sync`` before and after)."""
     if sync is not None:
         sync()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     run()
     if sync is not None:
         sync()
-    return time.perf_counter() - start
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def timed(run: Callable[[], object], sync: Callable[[], None] | None = None) -> float:
+    """Wall seconds of one call of ``run`` (``sync`` before and after, e.g. CUDA)."""
+    return timed_both(run, sync).wall
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """Per variant, the wall and the CPU seconds of each round (round ``r`` at index ``r``)."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def clock(self, name: str) -> dict[str, list[float]]:
+        if name not in ("wall", "cpu"):
+            raise ValueError(f"clock must be wall or cpu, got {name!r}")
+        return self.wall if name == "wall" else self.cpu
+
+
+def paired_rounds_both(
+    variants: dict[str, Callable[[], object]],
+    rounds: int,
+    *,
+    seed: int = 0,
+    sync: Callable[[], None] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> Rounds:
+    """Wall and CPU times of every variant in each of ``rounds`` rounds, in an order shuffled
+    per round with ``random.Random(seed + r)``; ``progress(r, seconds)`` after each round."""
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        order = list(variants)
+        random.Random(seed + r).shuffle(order)
+        start = time.perf_counter()
+        for name in order:
+            timing = timed_both(variants[name], sync)
+            wall[name].append(timing.wall)
+            cpu[name].append(timing.cpu)
+        if progress is not None:
+            progress(r, time.perf_counter() - start)
+    return Rounds(wall, cpu)
 
 
 def paired_rounds(
@@ -65,20 +121,8 @@ def paired_rounds(
     sync: Callable[[], None] | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Times of every variant in each of ``rounds`` rounds, in a shuffled order per round.
-
-    Round ``r``'s order is shuffled with ``random.Random(seed + r)``; ``progress(r, seconds)`` is
-    called after each round."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for r in range(rounds):
-        order = list(variants)
-        random.Random(seed + r).shuffle(order)
-        start = time.perf_counter()
-        for name in order:
-            times[name].append(timed(variants[name], sync))
-        if progress is not None:
-            progress(r, time.perf_counter() - start)
-    return times
+    """Wall times of every variant in each round (see :func:`paired_rounds_both`)."""
+    return paired_rounds_both(variants, rounds, seed=seed, sync=sync, progress=progress).wall
 
 
 def ratios(times: dict[str, list[float]], baseline: str) -> dict[str, list[float]]:

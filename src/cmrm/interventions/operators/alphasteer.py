@@ -17,10 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from ...calibration.axes import SafetyAxis
-from .base import keep
+from .base import Bound, keep
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,20 @@ class AlphaSteer:
     ) -> Tensor:
         if axis is None or axis.gate is None:  # checked up front by steer(); a guard
             raise ValueError("operator 'alphasteer' needs the safety axes' gate")
-        h = hidden.float()
-        score = h @ axis.gate.to(h.device, h.dtype)  # [B, T]
-        return keep(hidden, h + score[..., None] * delta.float()[:, None, :], mask)
+        return keep(hidden, self.bind(delta, axis, hidden)(hidden), mask)
+
+    def bind(self, delta: Tensor, axis: SafetyAxis | None, ref: Tensor) -> Bound:
+        if axis is None or axis.gate is None:  # checked up front by steer(); a guard
+            raise ValueError("operator 'alphasteer' needs the safety axes' gate")
+        w = axis.gate.to(ref.device, torch.float32)
+        shift = delta.float()[:, None, :]
+
+        def steered(hidden: Tensor) -> Tensor:
+            h = hidden.float()
+            score = h @ w  # [B, T]
+            return h + score[..., None] * shift
+
+        return steered
 
 
 OPERATOR = AlphaSteer
