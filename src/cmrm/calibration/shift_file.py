@@ -18,14 +18,25 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..base.errors import IncompatibleShiftError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from .shift import ShiftMeta
+
+class _Meta(Protocol):
+    """What the checks read of :class:`cmrm.calibration.shift.ShiftMeta` (a protocol, so that
+    this module, which ``shift`` imports, does not import it back)."""
+
+    @property
+    def hidden_size(self) -> Any: ...
+    @property
+    def num_layers(self) -> Any: ...
+    @property
+    def recommended(self) -> Any: ...
+
 
 _PER_LAYER_VECTOR = re.compile(r"(layers|axis)\.(\d+)")
 _PER_LAYER_SCALARS = ("axis_reference", "axis_threshold")
@@ -36,7 +47,7 @@ def _positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def check_meta(path: Path, meta: ShiftMeta, layers: tuple[int, ...]) -> None:
+def check_meta(path: Path, meta: _Meta, layers: tuple[int, ...]) -> None:
     """The sizes in ``shift.json`` are positive whole numbers and the layer list is not empty.
 
     Raises:
