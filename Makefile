@@ -47,10 +47,15 @@ bench: $(STAMP)
 llama-cpp: $(STAMP)
 	scripts/build_llama_cpp.sh $(PY)
 
-# The engine tests need the build (and sentencepiece for llama.cpp's converter).
+# The engine tests: the build, the engines extra (sentencepiece for llama.cpp's converter) and a
+# transformers 4 overlay for llama.cpp's legacy image-encoder converter (never on the venv's path).
+LEGACY_PY = $${CMRM_CACHE:-$$HOME/.cache/cmrm}/llama.cpp/11434.0.0/legacy-py
 test-engines: llama-cpp
-	$(PY) -m pip install -q --no-warn-conflicts 'sentencepiece>=0.2'
-	$(PY) -m pytest -q -rs tests/test_llama_cpp.py
+	$(PY) -m pip install -q --no-warn-conflicts -e '.[engines]'
+	test -d $(LEGACY_PY)/transformers || $(PY) -m pip install -q --no-deps --target $(LEGACY_PY) \
+	    transformers==4.57.1 huggingface_hub==0.36.0 tokenizers==0.22.1
+	$(PY) -m pytest -q -rs -m '' tests/test_llama_cpp.py tests/test_engines_text.py \
+	    tests/test_engines_organism.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
