@@ -50,12 +50,12 @@ llama-cpp: $(STAMP)
 # The engine tests: the build, the engines extra (sentencepiece for llama.cpp's converter) and a
 # transformers 4 overlay for llama.cpp's legacy image-encoder converter (never on the venv's path).
 LEGACY_PY = $${CMRM_CACHE:-$$HOME/.cache/cmrm}/llama.cpp/11434.0.0/legacy-py
+LEGACY_PINS = transformers==4.57.1 huggingface_hub==0.36.0 tokenizers==0.22.1
+ENGINE_TESTS = tests/test_llama_cpp.py tests/test_engines_text.py tests/test_engines_organism.py
 test-engines: llama-cpp
 	$(PY) -m pip install -q --no-warn-conflicts -e '.[engines]'
-	test -d $(LEGACY_PY)/transformers || $(PY) -m pip install -q --no-deps --target $(LEGACY_PY) \
-	    transformers==4.57.1 huggingface_hub==0.36.0 tokenizers==0.22.1
-	$(PY) -m pytest -q -rs -m '' tests/test_llama_cpp.py tests/test_engines_text.py \
-	    tests/test_engines_organism.py
+	test -d $(LEGACY_PY)/transformers || $(PY) -m pip install -q --no-deps --target $(LEGACY_PY) $(LEGACY_PINS)
+	$(PY) -m pytest -q -rs -m '' $(ENGINE_TESTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

