@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.paired import item_values, paired_difference, run_cells
+from ..evaluation.paired import paired_metrics, run_cells
 from .profiles import DemoProfile
 from .records import HARMFUL_METRICS, DemoRecord
 
@@ -70,10 +70,9 @@ def attach_paired(
             base = _rows_of(cells(none.run), none, suite)
             if mine is None or base is None:
                 continue
-            estimate = paired_difference(
-                item_values(mine, metric), item_values(base, metric), seed=seed
-            )
-            if estimate.value is not None:
-                paired[key] = [estimate.value, estimate.low, estimate.high, estimate.n]
+            found = paired_metrics(mine, base, (metric,), seed=seed)
+            if metric in found:
+                e = found[metric]
+                paired[key] = [e.value, e.low, e.high, e.n]
         out.append(replace(record, paired=paired))
     return out

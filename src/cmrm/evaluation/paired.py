@@ -63,6 +63,25 @@ def paired_difference(
     return Estimate(float(diffs.mean()), float(low), float(high), len(common))
 
 
+def paired_metrics(
+    rows: Sequence[Mapping[str, Any]],
+    reference: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str],
+    *,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """Per metric, the paired difference of one cell's rows to a reference cell's rows on the
+    same items; metrics neither measured on a shared item are left out."""
+    out = {}
+    for metric in metrics:
+        estimate = paired_difference(
+            item_values(rows, metric), item_values(reference, metric), seed=seed
+        )
+        if estimate.value is not None:
+            out[metric] = estimate
+    return out
+
+
 def run_cells(
     run_dir: str | Path,
 ) -> dict[tuple[str, str, float | None, str], list[dict[str, Any]]]:

@@ -35,7 +35,7 @@ from ..calibration.shift import ShiftVectors, library_versions
 from ..data.items import Item
 from ..evaluation.config import EvalConfig
 from ..evaluation.metrics import METRICS
-from ..evaluation.paired import item_values, paired_difference, run_cells
+from ..evaluation.paired import paired_metrics, run_cells
 from ..evaluation.runner import run_eval
 from ..evaluation.sources import check_anchor_leak, default_load_items
 from ..evaluation.store import RowStore, read_json, run_lock
@@ -151,13 +151,8 @@ class _Search:
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for (bench, _, _, _), rows in run_cells(run_dir).items():
             base = self.none_rows.get(bench, [])
-            diffs = {}
-            for metric in METRICS:
-                mine, theirs = item_values(rows, metric), item_values(base, metric)
-                estimate = paired_difference(mine, theirs, seed=self.config.seed)
-                if estimate.value is not None:
-                    diffs[metric] = estimate.to_json()
-            out[bench] = diffs
+            found = paired_metrics(rows, base, METRICS, seed=self.config.seed)
+            out[bench] = {metric: e.to_json() for metric, e in found.items()}
         return out
 
     def baselines(self) -> tuple[TrialMetrics, TrialMetrics]:
