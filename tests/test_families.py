@@ -256,6 +256,18 @@ def test_capture_states_shape_and_rows(family: str) -> None:
     torch.testing.assert_close(states[:, 1], alone[:, 0])
 
 
+@pytest.mark.parametrize("family", NAMES)
+def test_capture_stopping_after_the_deepest_layer_changes_no_state(family: str) -> None:
+    """Skipping the final norm and LM head (the default) must record the same states as a full
+    pass, for every chosen depth (the last layer included)."""
+    vlm = family_vlm(family)
+    prompts = ["w1 w2 w3", "w4 w5"]
+    for layers in (None, [0]):
+        early = capture_states(vlm, prompts, [RED, None], layers=layers)
+        full = capture_states(vlm, prompts, [RED, None], layers=layers, stop_early=False)
+        torch.testing.assert_close(early, full, rtol=0, atol=0)
+
+
 def test_unsupported_model_type_lists_the_supported_families() -> None:
     text = dict(
         hidden_size=32,

@@ -85,15 +85,20 @@ def capture_states(
     *,
     layers: str | int | Sequence[int] | None = None,
     read: ReadPosition = "last",
+    stop_early: bool = True,
 ) -> Tensor:
     """Encode a batch and capture its states: ``[n_layers, B, hidden]`` float32 on the CPU.
 
     Families that cannot mix image and text-only rows in one processor call are run in two
-    passes and the rows put back in order.
+    passes and the rows put back in order. The pass stops after the deepest chosen layer
+    (``stop_early``): the final norm and the LM head, whose logits nobody reads here, were a
+    fifth of an organism-smol calibration (profiled: 24 s of 125 s).
     """
     groups = vlm.image_groups([img is not None for img in images])
     if len(groups) == 1:
-        return capture_batch(vlm, vlm.encode(prompts, images), layers=layers, read=read)
+        return capture_batch(
+            vlm, vlm.encode(prompts, images), layers=layers, read=read, stop_early=stop_early
+        )
     out: Tensor | None = None
     for rows in groups:
         states = capture_batch(
@@ -101,6 +106,7 @@ def capture_states(
             vlm.encode([prompts[i] for i in rows], [images[i] for i in rows]),
             layers=layers,
             read=read,
+            stop_early=stop_early,
         )
         if out is None:
             out = torch.empty(states.shape[0], len(prompts), states.shape[2])
