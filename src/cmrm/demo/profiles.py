@@ -146,6 +146,43 @@ SMOL_QUICK_SPACE = TuneSpace(
 """``--quick``: three settings, for smoke runs only."""
 
 
+ORGANISM_SPACE = TuneSpace(
+    contrasts=("null", "image"),
+    sequential=(False, True),
+    alphas=(0.1, 0.25, 0.5, 1.0, 2.0),
+    bands=("all",),
+    positions=("all",),
+    extra=(
+        # single layers, where nothing compounds, at the last position only (the paper's
+        # sample-level placement) and everywhere
+        TuneSpace(
+            operators=("add", "project"),
+            contrasts=("null",),
+            sequential=(False,),
+            alphas=(0.25, 0.5, 1.0, 2.0),
+            bands=("2", "3"),
+            positions=("last", "all"),
+        ),
+    ),
+)
+"""organism v1's search (the negative control): every operator at five alphas on the four
+calibrations (null or real-image contrast, independent or sequential; every layer, every
+position), plus ``add``/``project`` at single layers 2 and 3 — 192 settings, about 3 s each on
+one CPU thread at 64 validation items per suite. The grid before (every operator x 5 alphas x 3
+bands x 2 positions x 4 calibrations: 640 settings and 14 calibrations) took hours, so ``make
+demo`` never finished it; this one keeps every operator, both contrasts and both calibrations."""
+
+ORGANISM_QUICK_SPACE = TuneSpace(
+    contrasts=("null",),
+    sequential=(False, True),
+    alphas=(0.25, 1.0),
+    bands=("all",),
+    positions=("all",),
+)
+"""``--quick`` on organism v1: every operator at two alphas on a null-contrast calibration,
+independent and sequential (32 settings), for smoke runs only."""
+
+
 PROFILES: dict[str, DemoProfile] = {
     "organism": DemoProfile(
         model="organism",
@@ -159,14 +196,13 @@ PROFILES: dict[str, DemoProfile] = {
         anchors="organism:anchor",
         val=("organism:val-harmful-image", "organism:val-benign-image", "organism:val-image-qa"),
         no_harm=0.02,
-        quick={"limit": 100, "val_limit": 32, "anchor_limit": None},
-        tune=TuneSpace(
-            contrasts=("null", "image"),
-            sequential=(False, True),
-            alphas=(0.05, 0.1, 0.25, 0.5, 1.0),
-            bands=("all", "2", "3"),
-            positions=("last", "all"),
-        ),
+        quick={
+            "limit": 100,
+            "val_limit": 32,
+            "anchor_limit": None,
+            "tune": ORGANISM_QUICK_SPACE,
+        },
+        tune=ORGANISM_SPACE,
     ),
     "organism-smol": DemoProfile(
         model="organism-smol",
