@@ -532,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if calib_note:
         changed = rows_changed(recorders[steer_name], recorders[NONE])
         lines.append(
-            f"steered cell: {steer_name} (layers {args.layers or 'all'}); {calib_note}; {changed}"
+            f"steered cell: {steer_name} (layers {args.layers or 'every layer of the shift'}); "
+            f"{calib_note}; {changed}"
         )
     lines.append(
         f"token ids, cmrm/none vs bare: {ids_line}; decoded answers "
