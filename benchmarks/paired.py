@@ -2,8 +2,9 @@
 
 A shared machine drifts by several per cent within minutes, so absolute times of variants taken
 minutes apart cannot be compared. Instead every **round** runs the baseline and every variant back
-to back, in an order shuffled (with a seed) each round, and a variant's figure is the per-round
-ratio of its time to that round's baseline time. The report is the median of those ratios and a
+to back, in an order shuffled (with a seed) each round or alternating (the given order on even
+rounds, reversed on odd ones), and a variant's figure is the per-round ratio of its time to that
+round's baseline time. The report is the median of those ratios and a
 percentile bootstrap interval of the median (95 % by default).
 
 Each call is timed on two clocks: wall time and the process's CPU time. With one torch thread the
@@ -75,6 +76,18 @@ def timed(run: Callable[[], object], sync: Callable[[], None] | None = None) -> 
     return timed_both(run, sync).wall
 
 
+ORDERS = ("shuffle", "alternate")
+
+
+def round_order(names: list[str], r: int, *, seed: int = 0, order: str = "shuffle") -> list[str]:
+    """The order of round ``r``: shuffled with ``random.Random(seed + r)``, or alternating."""
+    if order == "alternate":
+        return names if r % 2 == 0 else names[::-1]
+    shuffled = list(names)
+    random.Random(seed + r).shuffle(shuffled)
+    return shuffled
+
+
 @dataclass(frozen=True)
 class Rounds:
     """Per variant, the wall and the CPU seconds of each round (round ``r`` at index ``r``)."""
@@ -95,16 +108,20 @@ def paired_rounds_both(
     seed: int = 0,
     sync: Callable[[], None] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    order: str = "shuffle",
 ) -> Rounds:
     """Wall and CPU times of every variant in each of ``rounds`` rounds, in an order shuffled
-    per round with ``random.Random(seed + r)``; ``progress(r, seconds)`` after each round."""
+    per round with ``random.Random(seed + r)`` (``order="shuffle"``) or alternating
+    (``order="alternate"``: the variants' order on even rounds, reversed on odd ones);
+    ``progress(r, seconds)`` after each round."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     wall: dict[str, list[float]] = {name: [] for name in variants}
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
-        order = list(variants)
-        random.Random(seed + r).shuffle(order)
+        names = round_order(list(variants), r, seed=seed, order=order)
         start = time.perf_counter()
-        for name in order:
+        for name in names:
             timing = timed_both(variants[name], sync)
             wall[name].append(timing.wall)
             cpu[name].append(timing.cpu)
@@ -120,9 +137,12 @@ def paired_rounds(
     seed: int = 0,
     sync: Callable[[], None] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    order: str = "shuffle",
 ) -> dict[str, list[float]]:
     """Wall times of every variant in each round (see :func:`paired_rounds_both`)."""
-    return paired_rounds_both(variants, rounds, seed=seed, sync=sync, progress=progress).wall
+    return paired_rounds_both(
+        variants, rounds, seed=seed, sync=sync, progress=progress, order=order
+    ).wall
 
 
 def ratios(times: dict[str, list[float]], baseline: str) -> dict[str, list[float]]:
