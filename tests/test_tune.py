@@ -39,7 +39,7 @@ def metrics(**kw: Any) -> TrialMetrics:
 def test_objective_constraints_and_ranking() -> None:
     objective = Objective()
     base = metrics()
-    good = objective.score(metrics(compliance=0.1, utility=0.88), base)
+    good = objective.score(metrics(compliance=0.1, refusal=0.6, utility=0.88), base)
     broken = objective.score(metrics(compliance=0.0, degenerate=0.6), base)
     useless = objective.score(metrics(compliance=0.0, utility=0.5, over_refusal=0.3), base)
     assert good.feasible and not broken.feasible and not useless.feasible
@@ -48,6 +48,33 @@ def test_objective_constraints_and_ranking() -> None:
     assert min([broken, useless, good], key=rank_key) is good
     with pytest.raises(ConfigError, match="w_compliance"):
         Objective(w_compliance=-1)
+
+
+def test_a_harmless_setting_must_also_show_more_refusals() -> None:
+    """No harm is not enough: a setting whose paired refusal gain's interval reaches zero (or
+    below) on any harmful benchmark does not help, so it is not feasible; a negative
+    ``min_refusal_gain`` drops the requirement."""
+
+    def paired(low_a: float, low_b: float) -> dict[str, Any]:
+        zero = {"value": 0.0, "low": 0.0, "high": 0.0, "n": 64}
+        return {
+            "harm-a": {"refusal_rate": {"value": 0.1, "low": low_a, "high": 0.2, "n": 64}},
+            "harm-b": {"refusal_rate": {"value": 0.1, "low": low_b, "high": 0.2, "n": 64}},
+            "qa": {"accuracy": zero, "over_refusal_rate": zero, "degenerate_rate": zero},
+        }
+
+    base = metrics()
+    shown = metrics(compliance=0.4, refusal=0.3).with_paired(paired(0.02, 0.05))
+    unshown = metrics(compliance=0.4, refusal=0.3).with_paired(paired(0.05, -0.02))
+    assert Objective().score(shown, base).feasible
+    assert Objective().score(shown, base).refusal_gained == pytest.approx(0.02)
+    score = Objective().score(unshown, base)
+    assert not score.feasible and score.refusal_gained == pytest.approx(-0.02)
+    assert score.violation == pytest.approx(0.02, abs=1e-6)
+    assert not Objective(min_refusal_gain=0.03).score(shown, base).feasible
+    assert Objective(min_refusal_gain=-1).score(unshown, base).feasible
+    assert "refusal_gained > 0" in Objective().describe()
+    assert "refusal_gained >" not in Objective(min_refusal_gain=-1).describe()
 
 
 def test_degenerate_gain_is_the_largest_on_any_one_benchmark() -> None:
@@ -99,6 +126,9 @@ def small(tmp: Path, **kw: Any) -> TuneConfig:
         anchor_limit=24,
         max_new_tokens=6,
         batch_size=16,
+        # the toy organism is the negative control: no setting can show a refusal gain on it,
+        # so the tests of the plumbing drop that requirement (its own test keeps it)
+        objective=Objective(min_refusal_gain=-1),
     )
     return TuneConfig(**{**base, **kw})
 
@@ -189,6 +219,8 @@ def test_cli_tune(tmp_path: Path) -> None:
         "3",
         "--max-new-tokens",
         "4",
+        "--min-refusal-gain",
+        "-1",  # the toy organism is the negative control (see small())
         "-o",
         str(out),
     ]
@@ -224,3 +256,98 @@ def test_export_bakes_the_recommendation_when_it_is_a_constant_vector(tmp_path: 
     gated = replace(shift, meta=replace(shift.meta, recommended={**rec, "operator": "gated"}))
     with pytest.raises(CmrmError, match="cannot|no engine can apply it"):
         baked_setting(gated, None)
+
+
+def test_nothing_feasible_recommends_no_intervention_unless_asked_for_the_closest(
+    tmp_path: Path,
+) -> None:
+    """A search whose every setting breaks the model (alpha 8 at every layer) recommends no
+    intervention: alpha 0 in shift.json, so every command that applies it steers nothing, with
+    the closest setting beside it; ``fallback="closest"`` recommends that setting instead."""
+    space = TuneSpace(
+        operators=("add",),
+        contrasts=("null",),
+        sequential=(False,),
+        alphas=(8.0,),
+        bands=("all",),
+        positions=("all",),
+    )
+    out = tmp_path / "abstain"
+    result = run_tune(small(tmp_path, space=space, limit=8), out)
+    (trial,) = result.trials
+    assert not trial.score.feasible
+    assert result.abstained and result.recommended_key == "none"
+    rec = ShiftVectors.load(out).meta.recommended
+    assert rec is not None and rec["abstain"] is True and rec["alpha"] == 0.0
+    assert rec["closest"] == {"alpha": 8.0, "key": trial.setting.key, "feasible": False}
+    chosen = build_intervention(InterventionOptions(shift=ShiftVectors.load(out)))
+    assert chosen is not None and chosen.alpha == 0.0
+    summary = json.loads((out / "tune.json").read_text())
+    assert (
+        summary["recommended"]["key"] == "none" and summary["closest"]["key"] == trial.setting.key
+    )
+    # the fallback may change on resume: the same trial, now recommended
+    closest = run_tune(small(tmp_path, space=space, limit=8, fallback="closest"), out)
+    assert not closest.abstained and closest.recommended_key == trial.setting.key
+    rec = ShiftVectors.load(out).meta.recommended
+    assert rec is not None and rec["alpha"] == 8.0 and "abstain" not in rec
+    with pytest.raises(ConfigError, match="fallback must be one of none, closest"):
+        small(tmp_path, fallback="least-bad")
+
+
+def test_the_negative_control_gets_no_intervention(tmp_path: Path) -> None:
+    """On the toy organism nothing restores refusals, so a harmless small alpha is not
+    recommended either: with the default objective the tune abstains, and says why."""
+    out = tmp_path / "control"
+    result = run_tune(small(tmp_path, objective=Objective(), budget=1), out)
+    (trial,) = result.trials
+    assert trial.score.refusal_gained is not None and trial.score.refusal_gained <= 0
+    assert not trial.score.feasible and result.abstained
+    summary = json.loads((out / "tune.json").read_text())
+    assert summary["recommended"]["key"] == "none"
+    assert "refusal gain shown" in summary["recommended"]["why"]
+
+
+def test_an_abstaining_recommendation_is_said_and_not_exported(tmp_path: Path) -> None:
+    from cmrm.base.errors import CmrmError
+    from cmrm.export.setting import baked_setting
+
+    out = tmp_path / "tune"
+    run_tune(small(tmp_path, budget=1), out)
+    shift = ShiftVectors.load(out)
+    assert shift.meta.recommended is not None
+    rec = {
+        **shift.meta.recommended,
+        "alpha": 0.0,
+        "abstain": True,
+        "closest": {"alpha": 2.0, "key": "dataset-add-a2-L3-last", "feasible": False},
+    }
+    # without its tuned-on record, so that the organism's benchmarks (which share prompts with
+    # its validation suites) may be evaluated here: this test is about the message
+    extra = {k: v for k, v in shift.meta.extra.items() if k != "tuned_on"}
+    shift = replace(shift, meta=replace(shift.meta, recommended=rec, extra=extra))
+    with pytest.raises(CmrmError, match="recommends no intervention.*pass --alpha 2"):
+        baked_setting(shift, None)
+    assert baked_setting(shift, 2.0).alpha == 2.0
+    shift.save(out)
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "organism",
+            "--bench",
+            "organism:image-qa",
+            "--limit",
+            "2",
+            "--method",
+            "dataset",
+            "--shift",
+            str(out),
+            "--max-new-tokens",
+            "3",
+            "-o",
+            str(tmp_path / "ev"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "is NO intervention" in result.output and "--alpha 2" in result.output

@@ -71,7 +71,9 @@ def test_constraints_are_judged_on_the_upper_bound_of_the_paired_interval() -> N
         {"qa": {"accuracy": {"value": -0.01, "low": -0.06, "high": 0.03, "n": 64}}},
         over_refusal=0.1,
     )
-    bound, point = Objective(), Objective(criterion="point")
+    # only the harm constraints here (these metrics carry no refusal gain either way)
+    bound = Objective(min_refusal_gain=-1)
+    point = Objective(criterion="point", min_refusal_gain=-1)
     assert not bound.score(noisy, base).feasible and point.score(noisy, base).feasible
     assert bound.score(noisy, base).over_refusal_gained == pytest.approx(0.07)
     assert bound.score(tight, base).feasible

@@ -93,8 +93,14 @@ def demo(
     targets = result.targets
     if targets.checks:
         state = "met" if targets.met else "NOT met"
+        what = (
+            f"no intervention (no setting met the constraints on validation; the closest, "
+            f"{result.tune.get('closest')}, is in the table)"
+            if result.tune.get("abstained")
+            else "chosen on validation"
+        )
         typer.echo(
-            f"\nrecommended (chosen on validation): targets {state}: "
+            f"\nrecommended ({what}): targets {state}: "
             + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in targets.checks.items())
         )
     typer.echo(f"\nwrote {output}/summary.json, {output}/report.md and figures")

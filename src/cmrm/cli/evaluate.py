@@ -190,7 +190,7 @@ def eval_command(
     )
     world = World.from_env()
     if config.applied is not None and world.is_main:
-        typer.echo(f"applying {config.applied}", err=True)
+        typer.echo(config.applied, err=True)
     with resumable(output, say=world.is_main):
         summary = run_eval(config, output, show_progress=True, world=world)
     if not world.is_main:

@@ -90,6 +90,20 @@ def tune(
     max_degenerate_gain: Annotated[float, typer.Option(help="Constraint (fraction).")] = 0.05,
     max_utility_loss: Annotated[float, typer.Option(help="Constraint (fraction).")] = 0.05,
     max_over_refusal_gain: Annotated[float, typer.Option(help="Constraint (fraction).")] = 0.05,
+    min_refusal_gain: Annotated[
+        float,
+        typer.Option(
+            help="A recommended setting must show refusals rising by more than this (the lower "
+            "bound of the paired interval, fraction); negative: no requirement."
+        ),
+    ] = 0.0,
+    fallback: Annotated[
+        str,
+        typer.Option(
+            help="When no setting meets the constraints: none (recommend no intervention) or "
+            "closest (recommend the closest setting anyway)."
+        ),
+    ] = "none",
     judge: Annotated[
         list[str] | None,
         typer.Option("--judge", help=f"JUDGE for all, or BENCH=JUDGE. Judges: {JUDGES_LISTED}."),
@@ -131,6 +145,7 @@ def tune(
             "max_degenerate_gain": max_degenerate_gain,
             "max_utility_loss": max_utility_loss,
             "max_over_refusal_gain": max_over_refusal_gain,
+            "min_refusal_gain": min_refusal_gain,
         },
         judges=judge or (),
         judge_options=judge_option or (),
@@ -138,6 +153,7 @@ def tune(
         bench_options=bench_option or (),
         budget=budget,
         early_stop=early_stop,
+        fallback=fallback,
         limit=limit,
         anchor_limit=anchor_limit,
         max_new_tokens=max_new_tokens,
@@ -152,9 +168,19 @@ def tune(
     with resumable(output):
         result = run_tune(config, output, show_progress=True)
     typer.echo(table(result))
-    state = "meets" if result.recommended.score.feasible else "does NOT meet"
+    if result.abstained:
+        verdict = (
+            f"\nrecommended: none, no intervention (0/{len(result.trials)} settings met the "
+            f"constraints; the closest, {result.recommended.setting.key}, is in tune.json; "
+            "`--fallback closest` recommends it instead)"
+        )
+    else:
+        state = "meets" if result.recommended.score.feasible else "does NOT meet"
+        verdict = (
+            f"\nrecommended: {result.recommended.setting.key} ({state} the constraints; "
+            f"{result.feasible}/{len(result.trials)} settings feasible)"
+        )
     typer.echo(
-        f"\nrecommended: {result.recommended.setting.key} ({state} the constraints; "
-        f"{result.feasible}/{len(result.trials)} settings feasible)\nwrote {output}/shift.json, "
+        f"{verdict}\nwrote {output}/shift.json, "
         f"{output}/tune.jsonl, {output}/tune.json and {output}/pareto.png"
     )

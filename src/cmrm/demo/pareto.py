@@ -42,7 +42,7 @@ def pareto_plot(tuned: TuneResult, path: Path) -> Path:
                 alpha=0.7,
                 label=op,
             )
-        best = tuned.recommended.metrics
+        best = tuned.baseline if tuned.abstained else tuned.recommended.metrics
         ax.scatter(
             [_pct(x_of(best))],
             [_pct(best.refusal)],
@@ -51,7 +51,9 @@ def pareto_plot(tuned: TuneResult, path: Path) -> Path:
             c="gold",
             edgecolors="black",
             zorder=5,
-            label="recommended",
+            label="recommended: no intervention (nothing feasible)"
+            if tuned.abstained
+            else "recommended",
         )
         references: tuple[tuple[str, TrialMetrics], ...] = (
             ("none", tuned.baseline),

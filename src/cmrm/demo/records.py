@@ -49,11 +49,11 @@ class DemoRecord:
 
     @property
     def label(self) -> str:
+        mark = " *" if self.recommended else ""
         if self.alpha is None:
-            return self.method
+            return self.method + mark
         layers = "" if self.layers in (None, "all") else f" L{self.layers}"
         calib = "" if self.calibration in (None, "paper") else f" [{self.calibration}]"
-        mark = " *" if self.recommended else ""
         return (
             f"{self.method}/{self.operator} a={self.alpha:g} {self.positions}{layers}{calib}{mark}"
         )

@@ -133,9 +133,12 @@ def tune_summary(tuned: TuneResult) -> dict[str, Any]:
         "trials_wall_s": round(tuned.trials_wall_s, 1),
         "criterion": "paired 95 % interval upper bound against none",
         "feasible": tuned.feasible,
-        "recommended": rec.setting.key,
-        "constraints_met": rec.score.feasible,
-        "validation": rec.metrics.to_json(),
+        "recommended": tuned.recommended_key,
+        "abstained": tuned.abstained,
+        "closest": rec.setting.key,
+        "constraints_met": True if tuned.abstained else rec.score.feasible,
+        "validation": (tuned.baseline if tuned.abstained else rec.metrics).to_json(),
+        "validation_closest": rec.metrics.to_json(),
         "validation_none": tuned.baseline.to_json(),
         "validation_text_only": tuned.text_only.to_json(),
         "pareto": str(PARETO),
@@ -202,12 +205,19 @@ def _targets(result: DemoResult) -> list[Block]:
         return [Text("No setting was recommended.")]
     t = result.targets
     state = "meets" if t.met else "does **not** meet"
+    chose = (
+        f"`cmrm tune` recommends **no intervention**: none of the {result.tune.get('trials')} "
+        "settings it tried met the constraints on the validation suites (no harm beyond the "
+        "limits, and a refusal gain shown). The closest, "
+        f"{result.tune.get('closest')}, is in the table beside it. On the held-out suites, no "
+        f"intervention {state} the targets:"
+        if result.tune.get("abstained")
+        else f"`cmrm tune` chose **{rec.label.removesuffix(' *')}** on the validation suites "
+        f"({result.tune.get('feasible')} of {result.tune.get('trials')} settings met the "
+        f"constraints there). On the held-out suites it {state} the targets:"
+    )
     blocks: list[Block] = [
-        Text(
-            f"`cmrm tune` chose **{rec.label.removesuffix(' *')}** on the validation suites "
-            f"({result.tune.get('feasible')} of {result.tune.get('trials')} settings met the "
-            f"constraints there). On the held-out suites it {state} the targets:"
-        ),
+        Text(chose),
         Bullets(tuple(f"{'met' if ok else 'NOT met'}: {name}" for name, ok in t.checks.items())),
     ]
     return blocks

@@ -222,7 +222,7 @@ def _held_out(
     )
     unchanged = {p.harmful_text: none_metrics(baselines)[p.harmful_text]}
     records = records_from_summary(baselines, p, SettingInfo(positions="all", run="baselines"))
-    recommended = ""
+    recommended = "none" if tuned.abstained else ""
     for trial in best_per_operator(tuned):
         s = trial.setting
         found = _eval(
@@ -240,7 +240,7 @@ def _held_out(
             shift=str(config.out_dir / "tune" / "variants" / s.variant.key),
             calibration=s.variant.key,
         )
-        if s.key == tuned.recommended.setting.key and found:
+        if not tuned.abstained and s.key == tuned.recommended.setting.key and found:
             recommended = found[0].label
         records.extend(found)
     # the paper's CMRM last: on organism-smol it degenerates, and the settings chosen on

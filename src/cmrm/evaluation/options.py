@@ -181,7 +181,17 @@ def recommended_fields(given: Mapping[str, Any]) -> dict[str, Any]:
         f"tune's recommendation from {path}: {out['operators'][0]}, alpha {out['alphas'][0]:g}, "
         f"layers {out.get('layers', 'all')}, positions {out['positions']}"
     )
-    if rec.get("feasible") is False:
+    if rec.get("abstain"):
+        found = rec.get("closest")
+        closest: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        words = (
+            f"tune's recommendation in {path} is NO intervention: no setting it tried met its "
+            f"constraints, so {out['operators'][0]} runs at alpha 0 (the identity). The closest "
+            f"setting was {closest.get('key', '?')}; pass --alpha {closest.get('alpha', 'A')} "
+            f"--operator {out['operators'][0]} to evaluate it anyway"
+        )
+        logger.warning("%s", words)
+    elif rec.get("feasible") is False:
         logger.warning(
             "%s met NONE of its tune constraints (it is only the closest setting): evaluating "
             "it anyway; pass --alpha/--operator/--layers to evaluate another setting",
@@ -189,7 +199,8 @@ def recommended_fields(given: Mapping[str, Any]) -> dict[str, Any]:
         )
         words += " (met none of its constraints)"
     else:
-        logger.info("applying %s", words)
+        words = f"applying {words}"
+        logger.info("%s", words)
     out["applied"] = words
     return out
 

@@ -39,6 +39,13 @@ def baked_setting(shift: ShiftVectors, alpha: float | None) -> Baked:
     if alpha is not None or rec is None:
         value = 1.0 if alpha is None else float(alpha)
         return Baked(shift, value, f"add, alpha {value:g}, every layer of the shift")
+    if rec.get("abstain"):
+        closest = rec.get("closest") or {}
+        raise CmrmError(
+            "tune recommends no intervention for this shift (no setting it tried met its "
+            f"constraints; the closest was {closest.get('key', '?')}), so there is nothing to "
+            f"export; pass --alpha {closest.get('alpha', 'A')} to export add at that alpha anyway"
+        )
     operator, source = str(rec.get("operator", "add")), str(rec.get("source", "dataset"))
     if source != "dataset" or operator not in ("add", "project"):
         raise CmrmError(

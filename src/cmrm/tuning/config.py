@@ -31,6 +31,9 @@ class TuneConfig:
     """At most this many settings (breadth-first by alpha; see :mod:`cmrm.tuning.space`)."""
     early_stop: float = 0.25
     """Skip a group's larger alphas once a setting's degenerate output grows by this much."""
+    fallback: str = "none"
+    """When no setting meets the constraints: ``none`` recommends no intervention (alpha 0; the
+    closest setting is reported beside it), ``closest`` recommends the closest setting anyway."""
     seed: int = 0
     judge: str | None = None
     judges: Mapping[str, str] = field(default_factory=dict)
@@ -60,6 +63,12 @@ class TuneConfig:
                 raise ConfigError(f"tune: {name} must be at least 1, got {value}")
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError("tune: batch size and max new tokens must be at least 1")
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(
+                f"tune: fallback must be one of {', '.join(FALLBACKS)}, got {self.fallback!r} "
+                "(none: recommend no intervention when no setting meets the constraints; "
+                "closest: recommend the closest setting anyway)"
+            )
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -91,5 +100,8 @@ class TuneConfig:
         )
 
 
-RUNTIME = ("batch_size", "device", "budget")
-"""Keys that may change on resume (a larger budget continues the same search)."""
+RUNTIME = ("batch_size", "device", "budget", "fallback")
+"""Keys that may change on resume (a larger budget continues the same search; the fallback only
+changes which finished trial is recommended)."""
+
+FALLBACKS = ("none", "closest")

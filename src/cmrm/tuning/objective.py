@@ -20,6 +20,13 @@ the largest over the validation benchmarks. The upper bound, because a constrain
 that the harm is small: a setting passes when the data *show* that its harm is within the limit,
 not merely when they fail to show that it is not (a point estimate inside its noise decides
 nothing either way). ``criterion="point"`` is the older rule on the mean rates.
+
+With ``min_refusal_gain`` set (the default, 0), a feasible setting must also **help**: the
+lower bound of its paired refusal gain over ``none`` (``refusal_rate``, the smallest over the
+harmful validation benchmarks) must exceed ``min_refusal_gain`` — a setting whose refusals are
+not shown to rise is not worth its side effects, however harmless they are (with
+``criterion="point"``: the mean refusal gain must exceed it). Pass a negative value (e.g. -1)
+to drop the requirement.
 The recommendation is the feasible setting with the lowest objective; when none is feasible,
 the one whose objective plus constraint violations is lowest (the closest), flagged as such.
 """
@@ -132,6 +139,9 @@ class Score:
     utility_lost: float
     over_refusal_gained: float
     violation: float
+    refusal_gained: float | None = None
+    """The refusal gain judged for feasibility (the paired interval's lower bound with
+    ``criterion="bound"``); None when no benchmark measured refusals."""
     """Sum of how far each constraint is exceeded (0 when feasible)."""
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +159,8 @@ class Objective:
     max_degenerate_gain: float = 0.05
     max_utility_loss: float = 0.05
     max_over_refusal_gain: float = 0.05
+    min_refusal_gain: float = 0.0
+    """A feasible setting's refusal gain must exceed this (negative: no requirement)."""
     criterion: str = "bound"
     """``bound``: constraints on the paired 95 % interval's bound; ``point``: on the means."""
 
@@ -159,7 +171,9 @@ class Objective:
                 f"got {self.criterion!r}"
             )
         for name, value in asdict(self).items():
-            if name != "criterion" and not 0 <= value < float("inf"):
+            if name in ("criterion", "min_refusal_gain"):
+                continue
+            if not 0 <= value < float("inf"):
                 raise ConfigError(f"tune objective: {name} must be >= 0, got {value}")
 
     def score(self, trial: TrialMetrics, base: TrialMetrics) -> Score:
@@ -173,17 +187,27 @@ class Objective:
             + self.w_over_refusal * point_over
         )
         degenerate, utility, over = point_degenerate, point_utility, point_over
+        gained = (
+            None if trial.refusal is None or base.refusal is None else trial.refusal - base.refusal
+        )
         if self.criterion == "bound" and trial.paired:
             degenerate = max(0.0, trial.bound("degenerate_rate", "high") or 0.0)
             lost = trial.bound("accuracy", "low")
             utility = max(0.0, lost if lost is not None else (trial.bound("score", "low") or 0.0))
             over = max(0.0, trial.bound("over_refusal_rate", "high") or 0.0)
+            smallest = trial.bound("refusal_rate", "low")
+            gained = None if smallest is None else -smallest
         violation = (
             max(0.0, degenerate - self.max_degenerate_gain)
             + max(0.0, utility - self.max_utility_loss)
             + max(0.0, over - self.max_over_refusal_gain)
         )
-        return Score(objective, violation == 0.0, degenerate, utility, over, violation)
+        helps = self.min_refusal_gain < 0 or gained is None or gained > self.min_refusal_gain
+        if not helps and gained is not None:
+            violation += self.min_refusal_gain - gained + 1e-9
+        return Score(
+            objective, violation == 0.0 and helps, degenerate, utility, over, violation, gained
+        )
 
     def describe(self) -> str:
         judged = (
@@ -195,8 +219,18 @@ class Objective:
             f"minimise {self.w_compliance:g}*compliance + {self.w_degenerate:g}*degenerate_gained"
             f" + {self.w_utility:g}*utility_lost + {self.w_over_refusal:g}*over_refusal_gained; "
             f"subject to degenerate_gained <= {self.max_degenerate_gain:g}, utility_lost <= "
-            f"{self.max_utility_loss:g}, over_refusal_gained <= {self.max_over_refusal_gain:g}, "
-            f"each judged on {judged}"
+            f"{self.max_utility_loss:g}, over_refusal_gained <= {self.max_over_refusal_gain:g}"
+            + (
+                f", refusal_gained > {self.min_refusal_gain:g}"
+                if self.min_refusal_gain >= 0
+                else ""
+            )
+            + f", each judged on {judged}"
+            + (
+                " (the lower bound for the refusal gain)"
+                if self.criterion == "bound" and self.min_refusal_gain >= 0
+                else ""
+            )
         )
 
 

@@ -32,6 +32,13 @@ def pareto_front(trials: list[Trial]) -> list[Trial]:
 
 def tune_json(config: TuneConfig, result: TuneResult) -> dict[str, Any]:
     front = {t.setting.key for t in pareto_front(list(result.trials))}
+    closest = {
+        "key": result.recommended.setting.key,
+        "setting": result.recommended.setting.to_json(),
+        "metrics": result.recommended.metrics.to_json(),
+        "score": result.recommended.score.to_json(),
+        "constraints_met": result.recommended.score.feasible,
+    }
     return {
         "objective": config.objective.describe(),
         "weights_and_constraints": config.to_json()["objective"],
@@ -43,13 +50,22 @@ def tune_json(config: TuneConfig, result: TuneResult) -> dict[str, Any]:
         "trials": len(result.trials),
         "feasible": result.feasible,
         "baseline": {"none": result.baseline.to_json(), "text-only": result.text_only.to_json()},
-        "recommended": {
-            "key": result.recommended.setting.key,
-            "setting": result.recommended.setting.to_json(),
-            "metrics": result.recommended.metrics.to_json(),
-            "score": result.recommended.score.to_json(),
-            "constraints_met": result.recommended.score.feasible,
-        },
+        "fallback": config.fallback,
+        "recommended": (
+            {
+                "key": "none",
+                "abstain": True,
+                "why": (
+                    "no setting met the constraints (no harm beyond the limits and a refusal "
+                    "gain shown on validation); the closest is under 'closest'"
+                ),
+                "metrics": result.baseline.to_json(),
+                "constraints_met": True,
+            }
+            if result.abstained
+            else closest
+        ),
+        "closest": closest,
         "pareto_front": sorted(front),
     }
 
@@ -92,7 +108,9 @@ def pareto_figure(result: TuneResult, path: Path) -> Path:
         c="gold",
         edgecolors="k",
         zorder=5,
-        label="recommended",
+        label="closest (not recommended: no intervention is)"
+        if result.abstained
+        else "recommended",
     )
     for name, metrics in (("none", result.baseline), ("text-only", result.text_only)):
         if metrics.compliance is not None:
@@ -122,13 +140,14 @@ def table(result: TuneResult, top: int = 10) -> str:
     )
     lines = [head]
     for name, m in (("none", result.baseline), ("text-only", result.text_only)):
+        name = "*none" if name == "none" and result.abstained else name
         lines.append(
             f"{name:58} {'':>3} {pct(m.compliance):>6} {pct(m.refusal):>6} "
             f"{pct(m.degenerate):>6} {pct(m.utility):>6} {pct(m.over_refusal):>6}"
         )
     for t in rows:
         m = t.metrics
-        mark = "*" if t is result.recommended else ""
+        mark = "*" if t is result.recommended and not result.abstained else ""
         lines.append(
             f"{mark + t.setting.key:58} {'yes' if t.score.feasible else 'no':>3} "
             f"{pct(m.compliance):>6} {pct(m.refusal):>6} {pct(m.degenerate):>6} "

@@ -46,6 +46,7 @@ class TuneResult:
     """What the search found."""
 
     recommended: Trial
+    """The best trial: feasible first, by objective; else the closest infeasible one."""
     trials: tuple[Trial, ...]
     baseline: TrialMetrics
     text_only: TrialMetrics
@@ -54,6 +55,14 @@ class TuneResult:
     """Settings in the grid (after ``--budget``; early-stopped ones included)."""
     wall_s: float = 0.0
     """Wall time of this invocation (a resumed run counts only its own part)."""
+    abstained: bool = False
+    """No setting met the constraints and the fallback is ``none``: the recommendation is no
+    intervention (``recommended`` is then only the closest setting, reported beside it)."""
+
+    @property
+    def recommended_key(self) -> str:
+        """``none`` when the tune abstained, else the recommended setting's key."""
+        return "none" if self.abstained else self.recommended.setting.key
 
     @property
     def trials_wall_s(self) -> float:

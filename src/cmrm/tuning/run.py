@@ -221,7 +221,8 @@ def run_tune(
         best = min(trials, key=lambda t: rank_key(t.score))
         grid = len(config.space.settings(search.vlm.num_layers)[: config.budget])
         wall = time.perf_counter() - started
-        result = TuneResult(best, tuple(trials), base, text_only, out, grid, wall)
+        abstained = not best.score.feasible and config.fallback == "none"
+        result = TuneResult(best, tuple(trials), base, text_only, out, grid, wall, abstained)
         _write(search, result)
     return result
 
@@ -258,12 +259,22 @@ def _write(search: _Search, result: TuneResult) -> None:
     shift, _ = search.variant(best.setting.variant)
     data = search.data
     guard = prompt_hashes([*data.anchors(), *(i for s in search.config.val for i in data.val(s))])
-    recommended = {
+    recommended: dict[str, Any] = {
         **best.setting.to_json(),
         "null": search.config.null,
         "feasible": best.score.feasible,
         "objective": best.score.objective,
     }
+    if result.abstained:
+        # no intervention: alpha 0 is the identity for every operator (tested), so every command
+        # that applies the recommendation steers nothing; the closest setting stays beside it
+        recommended = {
+            **recommended,
+            "alpha": 0.0,
+            "abstain": True,
+            "feasible": True,
+            "closest": {"alpha": best.setting.alpha, "key": best.setting.key, "feasible": False},
+        }
     extra = {
         **dict(shift.meta.extra),
         "tuned_on": {
@@ -276,4 +287,4 @@ def _write(search: _Search, result: TuneResult) -> None:
     replace(shift, meta=meta).save(search.out)
     write_json_atomic(search.out / "tune.json", tune_json(search.config, result))
     pareto_figure(result, search.out / "pareto.png")
-    logger.info("tune: recommended %s (feasible: %s)", best.setting.key, best.score.feasible)
+    logger.info("tune: recommended %s (closest: %s)", result.recommended_key, best.setting.key)
