@@ -295,7 +295,9 @@ def test_nothing_feasible_recommends_no_intervention_unless_asked_for_the_closes
         small(tmp_path, fallback="least-bad")
 
 
-def test_the_negative_control_gets_no_intervention(tmp_path: Path) -> None:
+def test_the_negative_control_gets_no_intervention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On the toy organism nothing restores refusals, so a harmless small alpha is not
     recommended either: with the default objective the tune abstains, and says why."""
     out = tmp_path / "control"
@@ -306,6 +308,10 @@ def test_the_negative_control_gets_no_intervention(tmp_path: Path) -> None:
     summary = json.loads((out / "tune.json").read_text())
     assert summary["recommended"]["key"] == "none"
     assert "refusal gain shown" in summary["recommended"]["why"]
+    # the objective may change on resume: the stored trial is re-scored, not re-run
+    monkeypatch.setattr(tune_run._Search, "trial", lambda *a: pytest.fail("re-ran a setting"))
+    again = run_tune(small(tmp_path, objective=Objective(min_refusal_gain=-1), budget=1), out)
+    assert again.trials[0].score.feasible and not again.abstained
 
 
 def test_an_abstaining_recommendation_is_said_and_not_exported(tmp_path: Path) -> None:

@@ -100,8 +100,8 @@ class TuneConfig:
         )
 
 
-RUNTIME = ("batch_size", "device", "budget", "fallback")
-"""Keys that may change on resume (a larger budget continues the same search; the fallback only
-changes which finished trial is recommended)."""
+RUNTIME = ("batch_size", "device", "budget", "fallback", "objective")
+"""Keys that may change on resume (a larger budget continues the same search; the fallback and
+the objective only change how the finished trials are scored and which is recommended)."""
 
 FALLBACKS = ("none", "closest")

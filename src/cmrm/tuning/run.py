@@ -230,7 +230,13 @@ def run_tune(
 def _search(search: _Search, base: TrialMetrics) -> list[Trial]:
     config = search.config
     store = RowStore(search.out / "tune.jsonl")
-    done = {row["id"]: Trial.from_json(row) for row in store.rows()}
+    # a stored trial keeps its metrics; its score is this run's objective's (which may change
+    # on resume: the constraints decide nothing about which settings are run, early stopping
+    # aside, which re-runs what the new scores ask for)
+    done = {
+        trial.setting.key: replace(trial, score=config.objective.score(trial.metrics, base))
+        for trial in (Trial.from_json(row) for row in store.rows())
+    }
     settings = config.space.settings(search.vlm.num_layers)
     if config.budget is not None:
         settings = settings[: config.budget]
