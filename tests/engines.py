@@ -94,9 +94,11 @@ class Server:
 
 @contextmanager
 def llama_server(
-    bin_dir: Path, model: Path, *extra: str, log: Path, threads: int = 2
+    bin_dir: Path, model: Path, *extra: str, log: Path, threads: int | None = None
 ) -> Iterator[Server]:
-    """A real ``llama-server`` on 127.0.0.1 (a free port), stopped on exit."""
+    """A real ``llama-server`` on 127.0.0.1 (a free port), stopped on exit. ``threads``: its
+    ``-t``/``-tb`` (default ``CMRM_LLAMA_CPP_THREADS``, else 2)."""
+    threads = threads or int(os.environ.get("CMRM_LLAMA_CPP_THREADS", "2"))
     port = free_port()
     command = [str(bin_dir / "llama-server"), "-m", str(model), "--host", "127.0.0.1",
                "--port", str(port), "-c", "1024", "-t", str(threads), "-tb", str(threads),
@@ -243,20 +245,68 @@ class Agreement:
     the first generated position (the reference looked up at those tokens)."""
     lp_agreed: float
     """The same, over every generated position while the two continuations still agree."""
+    pair_q99: float
+    """99th percentile of the pair disagreement (:func:`pair_disagreement`) over every position
+    up to and including each prompt's first difference: how far apart the two engines put two
+    competing tokens."""
+    divergences: tuple[float, ...]
+    """The pair disagreement at each prompt's first differing token (one per diverging prompt):
+    small when the two engines flipped a near tie, large when they disagree about the order."""
+    ties: float
+    """Share of the reference's generated positions whose top-2 log-probability margin is under
+    0.2 nats (a property of the reference model: the more near ties, the more greedy flips the
+    same per-token noise causes)."""
 
-    def row(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in dataclasses.asdict(self).items()}
+    def row(self) -> dict[str, float | list[float]]:
+        return {
+            k: [round(x, 3) for x in v] if isinstance(v, tuple) else round(v, 4)
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def pair_disagreement(ref: Run, cand: Run, position: int) -> float:
+    """How differently two engines order two competing tokens at ``position``.
+
+    The pair is the reference's greedy token ``a`` and the candidate's ``b`` where they differ,
+    else the reference's runner-up. The value is ``|(ref[a] - ref[b]) - (cand[a] - cand[b])|``
+    in log-probabilities; at a difference both margins point opposite ways, so it is the sum of
+    the two engines' margins for their own choice. A token outside the candidate's top-k is
+    looked up at the top-k's lowest log-probability (a lower bound on the disagreement).
+    """
+    a = ref.tokens[position]
+    b = cand.tokens[position]
+    if a == b:
+        if ref.full:
+            b = int(torch.topk(ref.full[position], 2).indices[1])
+        else:
+            ranked = sorted(ref.top[position], key=ref.top[position].__getitem__, reverse=True)
+            b = ranked[1]
+    return abs((ref.logprob(position, a) - ref.logprob(position, b))
+               - (cand.logprob(position, a) - cand.logprob(position, b)))  # fmt: skip
+
+
+def _margin(run: Run, position: int) -> float:
+    values = (
+        torch.topk(run.full[position], 2).values.tolist()
+        if run.full
+        else sorted(run.top[position].values(), reverse=True)[:2]
+    )
+    return float(values[0] - values[1])
 
 
 def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
     """``candidate`` (llama.cpp, or a second HF run) against ``reference`` (HF, which has the
     whole distribution at every position)."""
     top1, exact, prefix, first, agreed = [], [], [], [], []
+    pairs: list[float] = []
+    divergences: list[float] = []
+    margins: list[float] = []
     for ref, cand in zip(reference, candidate, strict=True):
         top1.append(
             float(bool(ref.tokens) and bool(cand.tokens) and ref.tokens[0] == cand.tokens[0])
         )
         exact.append(float(ref.tokens == cand.tokens))
+        margins += [_margin(ref, p) for p in range(len(ref.tokens))]
         same = 0
         for a, b in zip(ref.tokens, cand.tokens, strict=False):
             if a != b:
@@ -269,6 +319,9 @@ def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
             gaps.append(
                 sum(abs(lp - ref.logprob(position, t)) for t, lp in tokens.items()) / len(tokens)
             )
+            pairs.append(pair_disagreement(ref, cand, position))
+        if same < min(len(ref.tokens), len(cand.tokens)):
+            divergences.append(pairs[-1])
         first.append(gaps[0] if gaps else math.nan)
         agreed.append(sum(gaps) / len(gaps) if gaps else math.nan)
     n = len(top1)
@@ -279,6 +332,9 @@ def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
         prefix=sum(prefix) / n,
         lp_first=sum(first) / n,
         lp_agreed=sum(agreed) / n,
+        pair_q99=float(torch.quantile(torch.tensor(pairs), 0.99)) if pairs else math.nan,
+        divergences=tuple(divergences),
+        ties=sum(m < 0.2 for m in margins) / max(len(margins), 1),
     )
 
 
