@@ -338,6 +338,55 @@ def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
     )
 
 
+def closeness_problems(candidate: Agreement, floor: Agreement) -> list[str]:
+    """Why ``candidate`` (steered vs steered) is not as close as ``floor`` (unsteered vs
+    unsteered); empty when it is.
+
+    - log-probability gaps (first position, every agreed position) within 1.5x the floor's plus
+      0.02 nats, and first tokens within one prompt's worth of the floor's;
+    - every greedy divergence is a near tie under the floor's noise: the two engines' pair
+      disagreement at the first differing token (:func:`pair_disagreement`) is at
+      most the floor's 99th percentile over all its positions, for all but one prompt more
+      than the floor's own divergences above it.
+
+    Why not the continuations' agreed prefix: it depends on how many near ties the *reference
+    model* has, not only on the engines' noise, and steering changes that. Measured (run of
+    2026-12-07, SmolLM2 Q4_1, alpha 0.5): the steered model has 16.7 % of generated positions
+    with a top-2 margin under 0.2 nats against 5.9 % unsteered, so with the same per-token gaps
+    (0.089 vs floor 0.097 nats) its agreed prefix is 0.78 against the floor's 0.91 -- and each
+    of its 8 divergences is a near tie (pair disagreement 0.05-0.40 nats; the floor's 99th
+    percentile is 0.53), while a file one layer later diverges on 22 of 24 prompts at 0.67-4.63
+    nats (all 22 above 0.53) and one layer earlier on 24 at 0.43-4.34 (22 above). The same file
+    written by a mutant of cmrm's export (``direction.(i+1)``) fails here on both models. A
+    prefix margin wide enough for 0.78 vs 0.91 would be a number picked to pass; the near-tie
+    bound is measured from the floor, and one prompt's worth of slack is the same as for the
+    first tokens.
+    """
+    slack = 1.0 / floor.prompts
+    problems = []
+    if candidate.lp_first > 1.5 * floor.lp_first + 0.02:
+        problems.append(
+            f"first-token |dlogprob| {candidate.lp_first:.4f} vs floor {floor.lp_first:.4f}"
+        )
+    if candidate.lp_agreed > 1.5 * floor.lp_agreed + 0.02:
+        problems.append(
+            f"agreed-position |dlogprob| {candidate.lp_agreed:.4f} vs floor {floor.lp_agreed:.4f}"
+        )
+    if candidate.top1 < floor.top1 - slack:
+        problems.append(f"first-token agreement {candidate.top1:.3f} vs floor {floor.top1:.3f}")
+    bound = floor.pair_q99
+    unexplained = [d for d in candidate.divergences if d > bound]
+    allowed = sum(d > bound for d in floor.divergences) + 1
+    if len(unexplained) > allowed:
+        problems.append(
+            f"{len(unexplained)} of {candidate.prompts} prompts diverge where the engines "
+            f"disagree beyond the floor's noise (pair disagreement "
+            f"{[round(d, 3) for d in sorted(unexplained)]} > "
+            f"floor's 99th percentile {bound:.3f}; at most {allowed} allowed)"
+        )
+    return problems
+
+
 def summary(table: dict[str, Agreement]) -> str:
     return "\n".join(f"{name:>28}: {a.row()}" for name, a in table.items())
 

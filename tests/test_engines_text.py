@@ -10,7 +10,8 @@ and the top-10 log-probabilities of each generated position are compared:
 - ``--control-vector`` of cmrm's export vs :func:`cmrm.steer` (``add``, every position, the same
   layers, the same alpha): must be as close as the floor (log-probability gaps, first tokens,
   and every greedy divergence a near tie under the floor's noise; see
-  :func:`closeness_problems` for why not the agreed prefix, with the measured figures);
+  :func:`tests.engines.closeness_problems` for why not the agreed prefix, with the measured
+  figures);
 - ``--control-vector-scaled FILE:S`` of an alpha-1 export vs cmrm at alpha ``S``: the same;
 - a file with each vector one layer later (``direction.(i+1)`` for HF layer ``i``) or one
   earlier: must be clearly worse, and fail the parity criterion (so an index bug in the export
@@ -160,57 +161,8 @@ def _record(side: Side, table: dict[str, E.Agreement]) -> None:
     REPORT.write_text(json.dumps(old, indent=2) + "\n")
 
 
-def closeness_problems(candidate: E.Agreement, floor: E.Agreement) -> list[str]:
-    """Why ``candidate`` (steered vs steered) is not as close as ``floor`` (unsteered vs
-    unsteered); empty when it is.
-
-    - log-probability gaps (first position, every agreed position) within 1.5x the floor's plus
-      0.02 nats, and first tokens within one prompt's worth of the floor's;
-    - every greedy divergence is a near tie under the floor's noise: the two engines' pair
-      disagreement at the first differing token (:func:`tests.engines.pair_disagreement`) is at
-      most the floor's 99th percentile over all its positions, for all but one prompt more
-      than the floor's own divergences above it.
-
-    Why not the continuations' agreed prefix: it depends on how many near ties the *reference
-    model* has, not only on the engines' noise, and steering changes that. Measured (run of
-    2026-12-07, SmolLM2 Q4_1, alpha 0.5): the steered model has 16.7 % of generated positions
-    with a top-2 margin under 0.2 nats against 5.9 % unsteered, so with the same per-token gaps
-    (0.089 vs floor 0.097 nats) its agreed prefix is 0.78 against the floor's 0.91 -- and each
-    of its 8 divergences is a near tie (pair disagreement 0.05-0.40 nats; the floor's 99th
-    percentile is 0.53), while a file one layer later diverges on 22 of 24 prompts at 0.67-4.63
-    nats (all 22 above 0.53) and one layer earlier on 24 at 0.43-4.34 (22 above). The same file
-    written by a mutant of cmrm's export (``direction.(i+1)``) fails here on both models. A
-    prefix margin wide enough for 0.78 vs 0.91 would be a number picked to pass; the near-tie
-    bound is measured from the floor, and one prompt's worth of slack is the same as for the
-    first tokens.
-    """
-    slack = 1.0 / floor.prompts
-    problems = []
-    if candidate.lp_first > 1.5 * floor.lp_first + 0.02:
-        problems.append(
-            f"first-token |dlogprob| {candidate.lp_first:.4f} vs floor {floor.lp_first:.4f}"
-        )
-    if candidate.lp_agreed > 1.5 * floor.lp_agreed + 0.02:
-        problems.append(
-            f"agreed-position |dlogprob| {candidate.lp_agreed:.4f} vs floor {floor.lp_agreed:.4f}"
-        )
-    if candidate.top1 < floor.top1 - slack:
-        problems.append(f"first-token agreement {candidate.top1:.3f} vs floor {floor.top1:.3f}")
-    bound = floor.pair_q99
-    unexplained = [d for d in candidate.divergences if d > bound]
-    allowed = sum(d > bound for d in floor.divergences) + 1
-    if len(unexplained) > allowed:
-        problems.append(
-            f"{len(unexplained)} of {candidate.prompts} prompts diverge where the engines "
-            f"disagree beyond the floor's noise (pair disagreement "
-            f"{[round(d, 3) for d in sorted(unexplained)]} > "
-            f"floor's 99th percentile {bound:.3f}; at most {allowed} allowed)"
-        )
-    return problems
-
-
 def as_close(candidate: E.Agreement, floor: E.Agreement, what: str) -> None:
-    problems = closeness_problems(candidate, floor)
+    problems = E.closeness_problems(candidate, floor)
     assert not problems, (
         f"{what}: llama.cpp and cmrm disagree more than the engines' floor: {'; '.join(problems)}. "
         f"Got {candidate.row()}, floor {floor.row()}; expected the export to apply the same "
@@ -226,7 +178,7 @@ def clearly_worse(wrong: E.Agreement, right: E.Agreement, floor: E.Agreement, wh
         f"{right.row()}; expected a clearly larger log-probability gap (the test cannot tell a "
         "layer index off by one: raise ALPHA or use more prompts)"
     )
-    assert closeness_problems(wrong, floor), (
+    assert E.closeness_problems(wrong, floor), (
         f"{what} passes the parity criterion (got {wrong.row()}, floor {floor.row()}): the "
         "test could not tell an export with its layer indices off by one"
     )
