@@ -94,9 +94,11 @@ class Server:
 
 @contextmanager
 def llama_server(
-    bin_dir: Path, model: Path, *extra: str, log: Path, threads: int = 2
+    bin_dir: Path, model: Path, *extra: str, log: Path, threads: int | None = None
 ) -> Iterator[Server]:
-    """A real ``llama-server`` on 127.0.0.1 (a free port), stopped on exit."""
+    """A real ``llama-server`` on 127.0.0.1 (a free port), stopped on exit. ``threads``: its
+    ``-t``/``-tb`` (default ``CMRM_LLAMA_CPP_THREADS``, else 2)."""
+    threads = threads or int(os.environ.get("CMRM_LLAMA_CPP_THREADS", "2"))
     port = free_port()
     command = [str(bin_dir / "llama-server"), "-m", str(model), "--host", "127.0.0.1",
                "--port", str(port), "-c", "1024", "-t", str(threads), "-tb", str(threads),
@@ -243,20 +245,68 @@ class Agreement:
     the first generated position (the reference looked up at those tokens)."""
     lp_agreed: float
     """The same, over every generated position while the two continuations still agree."""
+    pair_q99: float
+    """99th percentile of the pair disagreement (:func:`pair_disagreement`) over every position
+    up to and including each prompt's first difference: how far apart the two engines put two
+    competing tokens."""
+    divergences: tuple[float, ...]
+    """The pair disagreement at each prompt's first differing token (one per diverging prompt):
+    small when the two engines flipped a near tie, large when they disagree about the order."""
+    ties: float
+    """Share of the reference's generated positions whose top-2 log-probability margin is under
+    0.2 nats (a property of the reference model: the more near ties, the more greedy flips the
+    same per-token noise causes)."""
 
-    def row(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in dataclasses.asdict(self).items()}
+    def row(self) -> dict[str, float | list[float]]:
+        return {
+            k: [round(x, 3) for x in v] if isinstance(v, tuple) else round(v, 4)
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+
+def pair_disagreement(ref: Run, cand: Run, position: int) -> float:
+    """How differently two engines order two competing tokens at ``position``.
+
+    The pair is the reference's greedy token ``a`` and the candidate's ``b`` where they differ,
+    else the reference's runner-up. The value is ``|(ref[a] - ref[b]) - (cand[a] - cand[b])|``
+    in log-probabilities; at a difference both margins point opposite ways, so it is the sum of
+    the two engines' margins for their own choice. A token outside the candidate's top-k is
+    looked up at the top-k's lowest log-probability (a lower bound on the disagreement).
+    """
+    a = ref.tokens[position]
+    b = cand.tokens[position]
+    if a == b:
+        if ref.full:
+            b = int(torch.topk(ref.full[position], 2).indices[1])
+        else:
+            ranked = sorted(ref.top[position], key=ref.top[position].__getitem__, reverse=True)
+            b = ranked[1]
+    return abs((ref.logprob(position, a) - ref.logprob(position, b))
+               - (cand.logprob(position, a) - cand.logprob(position, b)))  # fmt: skip
+
+
+def _margin(run: Run, position: int) -> float:
+    values = (
+        torch.topk(run.full[position], 2).values.tolist()
+        if run.full
+        else sorted(run.top[position].values(), reverse=True)[:2]
+    )
+    return float(values[0] - values[1])
 
 
 def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
     """``candidate`` (llama.cpp, or a second HF run) against ``reference`` (HF, which has the
     whole distribution at every position)."""
     top1, exact, prefix, first, agreed = [], [], [], [], []
+    pairs: list[float] = []
+    divergences: list[float] = []
+    margins: list[float] = []
     for ref, cand in zip(reference, candidate, strict=True):
         top1.append(
             float(bool(ref.tokens) and bool(cand.tokens) and ref.tokens[0] == cand.tokens[0])
         )
         exact.append(float(ref.tokens == cand.tokens))
+        margins += [_margin(ref, p) for p in range(len(ref.tokens))]
         same = 0
         for a, b in zip(ref.tokens, cand.tokens, strict=False):
             if a != b:
@@ -269,6 +319,9 @@ def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
             gaps.append(
                 sum(abs(lp - ref.logprob(position, t)) for t, lp in tokens.items()) / len(tokens)
             )
+            pairs.append(pair_disagreement(ref, cand, position))
+        if same < min(len(ref.tokens), len(cand.tokens)):
+            divergences.append(pairs[-1])
         first.append(gaps[0] if gaps else math.nan)
         agreed.append(sum(gaps) / len(gaps) if gaps else math.nan)
     n = len(top1)
@@ -279,7 +332,59 @@ def agreement(reference: Sequence[Run], candidate: Sequence[Run]) -> Agreement:
         prefix=sum(prefix) / n,
         lp_first=sum(first) / n,
         lp_agreed=sum(agreed) / n,
+        pair_q99=float(torch.quantile(torch.tensor(pairs), 0.99)) if pairs else math.nan,
+        divergences=tuple(divergences),
+        ties=sum(m < 0.2 for m in margins) / max(len(margins), 1),
     )
+
+
+def closeness_problems(candidate: Agreement, floor: Agreement) -> list[str]:
+    """Why ``candidate`` (steered vs steered) is not as close as ``floor`` (unsteered vs
+    unsteered); empty when it is.
+
+    - log-probability gaps (first position, every agreed position) within 1.5x the floor's plus
+      0.02 nats, and first tokens within one prompt's worth of the floor's;
+    - every greedy divergence is a near tie under the floor's noise: the two engines' pair
+      disagreement at the first differing token (:func:`pair_disagreement`) is at
+      most the floor's 99th percentile over all its positions, for all but one prompt more
+      than the floor's own divergences above it.
+
+    Why not the continuations' agreed prefix: it depends on how many near ties the *reference
+    model* has, not only on the engines' noise, and steering changes that. Measured (run of
+    2026-12-07, SmolLM2 Q4_1, alpha 0.5): the steered model has 16.7 % of generated positions
+    with a top-2 margin under 0.2 nats against 5.9 % unsteered, so with the same per-token gaps
+    (0.089 vs floor 0.097 nats) its agreed prefix is 0.78 against the floor's 0.91 -- and each
+    of its 8 divergences is a near tie (pair disagreement 0.05-0.40 nats; the floor's 99th
+    percentile is 0.53), while a file one layer later diverges on 22 of 24 prompts at 0.67-4.63
+    nats (all 22 above 0.53) and one layer earlier on 24 at 0.43-4.34 (22 above). The same file
+    written by a mutant of cmrm's export (``direction.(i+1)``) fails here on both models. A
+    prefix margin wide enough for 0.78 vs 0.91 would be a number picked to pass; the near-tie
+    bound is measured from the floor, and one prompt's worth of slack is the same as for the
+    first tokens.
+    """
+    slack = 1.0 / floor.prompts
+    problems = []
+    if candidate.lp_first > 1.5 * floor.lp_first + 0.02:
+        problems.append(
+            f"first-token |dlogprob| {candidate.lp_first:.4f} vs floor {floor.lp_first:.4f}"
+        )
+    if candidate.lp_agreed > 1.5 * floor.lp_agreed + 0.02:
+        problems.append(
+            f"agreed-position |dlogprob| {candidate.lp_agreed:.4f} vs floor {floor.lp_agreed:.4f}"
+        )
+    if candidate.top1 < floor.top1 - slack:
+        problems.append(f"first-token agreement {candidate.top1:.3f} vs floor {floor.top1:.3f}")
+    bound = floor.pair_q99
+    unexplained = [d for d in candidate.divergences if d > bound]
+    allowed = sum(d > bound for d in floor.divergences) + 1
+    if len(unexplained) > allowed:
+        problems.append(
+            f"{len(unexplained)} of {candidate.prompts} prompts diverge where the engines "
+            f"disagree beyond the floor's noise (pair disagreement "
+            f"{[round(d, 3) for d in sorted(unexplained)]} > "
+            f"floor's 99th percentile {bound:.3f}; at most {allowed} allowed)"
+        )
+    return problems
 
 
 def summary(table: dict[str, Agreement]) -> str:

