@@ -34,7 +34,10 @@ def test_demo_writes_summary_report_and_figures(mini_organism: Path, tmp_path: P
     # the demo's recommendation is no intervention, said as such, with the closest setting kept
     assert summary["tune"]["abstained"] is True and summary["tune"]["recommended"] == "none"
     assert summary["tune"]["closest"] != "none"
-    assert "setting" in result.stdout and "recommended (no intervention" in result.stdout
+    assert (
+        "setting" in result.stdout
+        and "recommended: no intervention, as no setting met" in result.stdout
+    )
     records = summary["records"]
     methods = {r["method"] for r in records if r["alpha"] is None}
     assert methods == {"none", "text-only", "adashield", "ecso"}

@@ -99,6 +99,21 @@ def check_recommended(path: Path, rec: object) -> None:
         )
 
 
+def abstain_message(where: object, rec: Mapping[str, Any], operator: str, verb: str) -> str | None:
+    """What to tell a user whose ``--shift DIR`` holds a tune that recommends no intervention
+    (``"abstain": true``); None for any other recommendation. ``verb``: "apply" or "evaluate"."""
+    if not rec.get("abstain"):
+        return None
+    found = rec.get("closest")
+    closest: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    return (
+        f"tune's recommendation in {where} is NO intervention: no setting it tried met its "
+        f"constraints, so {operator} runs at alpha 0 (the identity). The closest setting was "
+        f"{closest.get('key', '?')}; pass --alpha {closest.get('alpha', 'A')} --operator "
+        f"{operator} to {verb} it anyway"
+    )
+
+
 def expected_shape(key: str, layers: tuple[int, ...], hidden_size: int) -> tuple[int, ...] | None:
     """The shape ``shift.json`` implies for tensor ``key``; None for a key the format lacks."""
     if _PER_LAYER_VECTOR.fullmatch(key):

@@ -94,13 +94,13 @@ def demo(
     if targets.checks:
         state = "met" if targets.met else "NOT met"
         what = (
-            f"no intervention (no setting met the constraints on validation; the closest, "
-            f"{result.tune.get('closest')}, is in the table)"
+            "recommended: no intervention, as no setting met the constraints on validation "
+            f"(the closest, {result.tune.get('closest')}, is in the table)"
             if result.tune.get("abstained")
-            else "chosen on validation"
+            else "recommended (chosen on validation)"
         )
         typer.echo(
-            f"\nrecommended ({what}): targets {state}: "
+            f"\n{what}: targets {state}: "
             + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in targets.checks.items())
         )
     typer.echo(f"\nwrote {output}/summary.json, {output}/report.md and figures")

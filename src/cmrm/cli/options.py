@@ -144,15 +144,13 @@ def _say_applied(shift: Path | None, rec: Any, intervention: Intervention) -> No
     """Tell the user that ``--shift DIR`` applied ``cmrm tune``'s recommendation (stderr)."""
     iv = intervention
     layers = "all" if iv.layers in (None, "all") else iv.layers
-    if isinstance(rec, Mapping) and rec.get("abstain"):
-        closest = rec.get("closest") or {}
-        typer.echo(
-            f"tune's recommendation in {shift} is NO intervention: no setting it tried met its "
-            f"constraints, so {iv.operator} runs at alpha 0 (the identity). The closest setting "
-            f"was {closest.get('key', '?')}; pass --alpha {closest.get('alpha', 'A')} "
-            f"--operator {iv.operator} to apply it anyway",
-            err=True,
-        )
+    from ..calibration.shift_file import abstain_message
+
+    abstain = (
+        abstain_message(shift, rec, iv.operator, "apply") if isinstance(rec, Mapping) else None
+    )
+    if abstain is not None:
+        typer.echo(abstain, err=True)
         return
     words = (
         f"applying tune's recommendation from {shift}: {iv.operator}, alpha {iv.alpha:g}, "

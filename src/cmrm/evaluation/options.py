@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base.errors import CmrmError, ConfigError
+from ..calibration.shift_file import abstain_message
 from ..interventions.operators import axis_operators
 from .config import EvalConfig
 from .flags import (
@@ -181,15 +182,9 @@ def recommended_fields(given: Mapping[str, Any]) -> dict[str, Any]:
         f"tune's recommendation from {path}: {out['operators'][0]}, alpha {out['alphas'][0]:g}, "
         f"layers {out.get('layers', 'all')}, positions {out['positions']}"
     )
-    if rec.get("abstain"):
-        found = rec.get("closest")
-        closest: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
-        words = (
-            f"tune's recommendation in {path} is NO intervention: no setting it tried met its "
-            f"constraints, so {out['operators'][0]} runs at alpha 0 (the identity). The closest "
-            f"setting was {closest.get('key', '?')}; pass --alpha {closest.get('alpha', 'A')} "
-            f"--operator {out['operators'][0]} to evaluate it anyway"
-        )
+    abstain = abstain_message(path, rec, out["operators"][0], "evaluate")
+    if abstain is not None:
+        words = abstain
         logger.warning("%s", words)
     elif rec.get("feasible") is False:
         logger.warning(
