@@ -189,7 +189,13 @@ def test_ctrl_c_during_eval_says_the_run_folder_resumes(tmp_path: Path) -> None:
     """The real command in its own process, interrupted (SIGINT) once its first rows are on
     disk: exit 130 and one line naming the run folder and how to resume."""
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "cmrm", "eval", "organism", "--bench"]
+    # a shell's background job (nohup ... &) starts its children with SIGINT ignored, and Python
+    # then never turns SIGINT into KeyboardInterrupt: the child restores Python's handler first
+    restore = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'cmrm'; runpy.run_module('cmrm', run_name='__main__')"
+    )
+    command = [sys.executable, "-c", restore, "eval", "organism", "--bench"]
     command += ["organism:harmful-image", "--method", "none", "--limit", "64", "-o", str(run)]
     command += ["--batch-size", "1", "--max-new-tokens", "4"]  # the first row is soon on disk
     env = {**os.environ, "PYTHONPATH": str(Path(cmrm.__file__).parent.parent)}
