@@ -27,8 +27,9 @@ harmful validation benchmarks) must exceed ``min_refusal_gain`` — a setting wh
 not shown to rise is not worth its side effects, however harmless they are (with
 ``criterion="point"``: the mean refusal gain must exceed it). Pass a negative value (e.g. -1)
 to drop the requirement.
-The recommendation is the feasible setting with the lowest objective; when none is feasible,
-the one whose objective plus constraint violations is lowest (the closest), flagged as such.
+The best setting is the feasible one with the lowest objective; when none is feasible, the one
+whose objective plus constraint violations is lowest (the closest), which ``cmrm tune``
+recommends only with ``--fallback closest`` (by default it recommends no intervention).
 """
 
 from __future__ import annotations
@@ -139,10 +140,10 @@ class Score:
     utility_lost: float
     over_refusal_gained: float
     violation: float
+    """Sum of how far each constraint is exceeded (0 when feasible)."""
     refusal_gained: float | None = None
     """The refusal gain judged for feasibility (the paired interval's lower bound with
     ``criterion="bound"``); None when no benchmark measured refusals."""
-    """Sum of how far each constraint is exceeded (0 when feasible)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,7 +205,7 @@ class Objective:
         )
         helps = self.min_refusal_gain < 0 or gained is None or gained > self.min_refusal_gain
         if not helps and gained is not None:
-            violation += self.min_refusal_gain - gained + 1e-9
+            violation += self.min_refusal_gain - gained
         return Score(
             objective, violation == 0.0 and helps, degenerate, utility, over, violation, gained
         )
