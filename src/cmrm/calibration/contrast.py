@@ -19,6 +19,7 @@ from ..data.images import NullImage
 from ..models.vlm import VLM
 from .capture import capture_states
 from .names import CONTRASTS, ESTIMATORS, Contrast, Estimator, ReadPosition  # noqa: F401  (old home)
+from .prefix import prefixed_states
 
 
 def contrast_images(
@@ -47,11 +48,22 @@ def paired_states(
     contrast: Contrast,
     layers: tuple[int, ...],
     read: ReadPosition = "last",
+    reuse_prefix: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """``(h(text), h(contrast variant))``, each ``[n_layers, B, hidden]`` float32, from one
-    batched pass."""
+    batched pass.
+
+    ``reuse_prefix`` (contrast ``null``, read ``last``): the null rows run on the null image's
+    stored prompt prefix where the family allows it (:mod:`cmrm.calibration.prefix`), and the
+    text rows in their own, short pass, instead of one pass padded to the image rows' length.
+    """
     others = contrast_images(vlm, images, null, contrast)
     n = len(prompts)
+    if reuse_prefix and contrast == "null" and read == "last" and vlm.spec.causal_image_prefix:
+        other = prefixed_states(vlm, vlm.encode(prompts, others), layers)
+        if other is not None:
+            text = capture_states(vlm, prompts, [None] * n, layers=layers, read=read)
+            return text, other
     states = capture_states(
         vlm, [*prompts, *prompts], [*([None] * n), *others], layers=layers, read=read
     )
@@ -67,10 +79,18 @@ def differences(
     contrast: Contrast,
     layers: tuple[int, ...],
     read: ReadPosition = "last",
+    reuse_prefix: bool = False,
 ) -> Tensor:
     """``h(text) - h(contrast variant)`` for each row: ``[n_layers, B, hidden]`` float32."""
     text, other = paired_states(
-        vlm, prompts, images, null=null, contrast=contrast, layers=layers, read=read
+        vlm,
+        prompts,
+        images,
+        null=null,
+        contrast=contrast,
+        layers=layers,
+        read=read,
+        reuse_prefix=reuse_prefix,
     )
     return text - other
 

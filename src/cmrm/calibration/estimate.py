@@ -54,7 +54,11 @@ def sample_shifts(
     layers: str | int | Sequence[int] | None = None,
     read: ReadPosition = "last",
 ) -> SampleShift:
-    """Per-row shift vectors; rows without an image get zeros (they are never shifted)."""
+    """Per-row shift vectors; rows without an image get zeros (they are never shifted).
+
+    With the null contrast the null image's prompt prefix is run once per model and reused
+    (:mod:`cmrm.calibration.prefix`): the extra prefill is the text's tokens, not the prompt's.
+    """
     chosen = vlm.layers.resolve(layers)
     rows = [i for i, img in enumerate(images) if img is not None]
     vectors = torch.zeros(len(chosen), len(prompts), vlm.hidden_size)
@@ -67,6 +71,7 @@ def sample_shifts(
             contrast=contrast,
             layers=chosen,
             read=read,
+            reuse_prefix=True,
         )
         vectors[:, rows] = diffs
     return SampleShift(layers=chosen, vectors=vectors)

@@ -29,15 +29,29 @@ class FamilySpec:
     """Prompts go through the processor's chat template (PaliGemma is prompted raw)."""
     extra_image_tokens: tuple[str, ...] = ()
     """Special tokens that belong to an image block besides the image token itself."""
+    causal_image_prefix: bool = False
+    """The image block sits in the token sequence before the text, attends causally and uses
+    plain 1-D positions, so the tokens up to its end can be run once and reused for every row
+    with the same image (:mod:`cmrm.calibration.prefix`; each prefix is checked on first use)."""
     text_rows_by_tokenizer: bool = False
     """The processor refuses calls without images (PaliGemma): text-only batches are tokenised
     directly in the processor's prefix layout, ``bos + prompt + "\\n"``, with token type ids."""
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec("llava", ("llava",), "llava-hf/llava-1.5-7b-hf"),
-    FamilySpec("llava_next", ("llava_next",), "llava-hf/llava-v1.6-mistral-7b-hf"),
-    FamilySpec("llava_onevision", ("llava_onevision",), "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+    FamilySpec("llava", ("llava",), "llava-hf/llava-1.5-7b-hf", causal_image_prefix=True),
+    FamilySpec(
+        "llava_next",
+        ("llava_next",),
+        "llava-hf/llava-v1.6-mistral-7b-hf",
+        causal_image_prefix=True,
+    ),
+    FamilySpec(
+        "llava_onevision",
+        ("llava_onevision",),
+        "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+        causal_image_prefix=True,
+    ),
     FamilySpec(
         "qwen2_vl",
         ("qwen2_vl",),
@@ -54,6 +68,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "idefics3",
         ("idefics3",),
         "HuggingFaceM4/Idefics3-8B-Llama3",
+        causal_image_prefix=True,
         nested_images=True,
         extra_image_tokens=("<fake_token_around_image>", "<global-img>"),
     ),
@@ -61,6 +76,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "smolvlm",
         ("smolvlm",),
         "HuggingFaceTB/SmolVLM2-2.2B-Instruct",  # SmolVLM v1 checkpoints are model_type idefics3
+        causal_image_prefix=True,
         nested_images=True,
         extra_image_tokens=("<fake_token_around_image>", "<global-img>"),
     ),
@@ -83,12 +99,14 @@ FAMILIES: tuple[FamilySpec, ...] = (
         "internvl",
         ("internvl",),
         "OpenGVLab/InternVL3-1B-hf",
+        causal_image_prefix=True,
         extra_image_tokens=("<img>", "</img>"),
     ),
     FamilySpec(
         "mistral3",
         ("mistral3",),
         "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+        causal_image_prefix=True,
         extra_image_tokens=("[IMG_BREAK]", "[IMG_END]"),
     ),
 )
