@@ -70,3 +70,16 @@ def test_the_layering_check_finds_an_upward_import() -> None:
     assert upward_imports(edges) == [
         "cmrm.calibration.sequential (calibration) -> cmrm.interventions.steering"
     ]
+
+
+def test_the_readme_shows_the_stage_folders_in_order() -> None:
+    """The README's package-structure block names every stage folder, lowest first (it once
+    described a flat layout two regroupings old)."""
+    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Package structure", 1)[1].split("```", 2)[1]
+    listed = [
+        line.split()[0].rstrip("/")
+        for line in block.splitlines()
+        if line.startswith("  ") and line.split()[0].endswith("/")
+    ]
+    assert listed == list(STAGES), listed
