@@ -43,7 +43,7 @@ def step_cost(vlm: Any, factory: Any, inputs: dict[str, Any], batch: int, steps:
     before_pre = set(vlm.model._forward_pre_hooks)
     with factory(), torch.inference_mode():
         out = vlm.model(**inputs, use_cache=True)
-        cache = out.past_key_values
+        cache = out.cache
         pre = [h for k, h in vlm.model._forward_pre_hooks.items() if k not in before_pre]
         hooks = [
             [h for k, h in m._forward_hooks.items() if k not in old]

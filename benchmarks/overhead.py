@@ -12,7 +12,9 @@ generates ``--new-tokens`` tokens) for, in the same rounds:
 - ``dataset/<op>``: ``cmrm.steer`` with every operator (``add``, ``project``, ``norm-preserving``,
   ``gated``, ``conditional`` — the last with a threshold that steers every row, its worst case);
 - ``sample/<op>``: what ``Intervention("sample", ...)`` does: ``cmrm.sample_shifts`` (two extra
-  prefill passes, batched) and ``steer`` with the resulting ``SampleShift``.
+  passes: the text-only rows, and the null-image rows' text on the null image's prompt prefix,
+  which :mod:`cmrm.calibration.prefix` runs once per model, here in the warm-up round as a
+  server does on its first request) and ``steer`` with the resulting ``SampleShift``.
 
 Every round runs all of them back to back in an order shuffled with a seed; a variant's figure is
 the per-round ratio of its time to that round's ``vanilla`` (and, for the dataset-level operators,
@@ -21,7 +23,17 @@ bootstrap interval; the targets are judged on the interval's upper bound:
 
 - dataset-level, every operator: ``op / bare-hook <= 1.01`` and ``op / steering-vectors <= 1.00``;
 - sample-level: ``sample / vanilla <= 1.25`` (the target is stated at 128 new tokens; fewer new
-  tokens amortise the two extra prefills less, a stricter test).
+  tokens amortise the two extra passes less, a stricter test).
+
+A verdict is ``pass`` when the whole interval meets the target, ``FAIL`` when the whole interval
+misses it, and ``unresolved`` when the interval straddles it: on a 2-core CPU the timing
+intervals of 15 rounds are 1-3 points wide, wider than the 1 % the dataset-level target allows.
+So the dataset-level variants are also measured where the difference is resolvable: the **hook
+cost** (``hook_cost.py``'s measurement, here in paired, shuffled repeats, ``--hook-repeats``):
+the thread CPU time the variant's hooks take per decode step, called on their own, with the
+per-repeat differences to ``bare-hook`` and ``steering-vectors``; the same targets read as
+``op - bare-hook <= 1 % of a vanilla decode step`` and ``op - steering-vectors <= 0`` on the
+upper bound of the difference's interval.
 
 Each call is timed on wall time and on the process's CPU time; with one torch thread on a CPU the
 verdicts use CPU time (the work done, without the waits for a core that other jobs of a shared
@@ -29,7 +41,7 @@ machine cause), and both tables are printed (``--clock`` picks the first).
 
 The token outputs of every ``add`` (bare hook, steering-vectors, cmrm dataset ``add``) are checked
 identical in the warm-up round. The encoded batch is built once per batch size, outside the timed
-region; sample-level variants time their own extra encoding and prefills.
+region; sample-level variants time their own extra encoding and passes.
 
     python benchmarks/overhead.py                          # CPU, ~100M parameters
     python benchmarks/overhead.py --rounds 25 --new-tokens 128 --batch 1
@@ -288,17 +300,32 @@ def summarise(times: dict[str, list[float]]) -> list[dict[str, Any]]:
     return rows
 
 
+def judged(summary: Summary, limit: float) -> str:
+    """``pass`` when the interval lies at or under ``limit``, ``FAIL`` when it lies above it,
+    ``unresolved`` when it straddles it (the measurement cannot tell)."""
+    if summary.high <= limit:
+        return "pass"
+    return "FAIL" if summary.low > limit else "unresolved"
+
+
+def worst(verdicts: list[str]) -> str:
+    for word in ("FAIL", "unresolved"):
+        if word in verdicts:
+            return word
+    return "pass" if verdicts else ""
+
+
 def verdict(row: dict[str, Any], new_tokens: int) -> str:
     name = row["variant"]
     if name.startswith("dataset/"):
         checks = []
         if "vs_bare-hook" in row:
-            checks.append(row["vs_bare-hook"].high <= FLOOR_SLACK)
+            checks.append(judged(row["vs_bare-hook"], FLOOR_SLACK))
         if "vs_steering-vectors" in row:
-            checks.append(row["vs_steering-vectors"].high <= 1.0)
-        return "pass" if all(checks) else "FAIL"
+            checks.append(judged(row["vs_steering-vectors"], 1.0))
+        return worst(checks)
     if name.startswith("sample/"):
-        return "pass" if row["vs_vanilla"].high <= SAMPLE_TARGET else "FAIL"
+        return judged(row["vs_vanilla"], SAMPLE_TARGET)
     return ""
 
 
@@ -333,6 +360,92 @@ def print_table(results: list[dict[str, Any]], new_tokens: int, clock: str) -> N
         )
         for note in result["notes"]:
             print(f"  note: {note}")
+
+
+def hook_costs(
+    vlm: VLM, shift: ShiftVectors, batch: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """What each dataset-level variant's hooks cost per decode step (thread CPU µs), measured on
+    the hooks alone (``hook_cost.py``) in paired, shuffled repeats: the resolution the timing
+    ratios lack. Differences to ``bare-hook`` and ``steering-vectors`` are per repeat."""
+    import random
+
+    import hook_cost
+
+    image = Image.new("RGB", (28, 28), "white")
+    prompts = prompts_for(batch, args.prompt_words)
+    images: list[Any] = [image] * batch
+    inputs = vlm.encode(prompts, images).inputs
+    factories, _ = variants_for(vlm, shift, prompts, images, args.only)
+    names = [n for n in factories if not n.startswith("sample/")]
+    step = hook_cost.decode_step(vlm, inputs, 8)
+    costs: dict[str, list[float]] = {name: [] for name in names}
+    order = random.Random(args.seed)
+    for _ in range(args.hook_repeats):
+        order.shuffle(names)
+        for name in names:
+            costs[name].append(
+                hook_cost.step_cost(vlm, factories[name], inputs, batch, args.hook_steps)
+            )
+    rows = []
+    for name, values in costs.items():
+        if name == "vanilla":
+            continue
+        net = [1e6 * (v - b) for v, b in zip(values, costs["vanilla"], strict=True)]
+        row: dict[str, Any] = {"variant": name, "us": bootstrap(net)}
+        for ref in ("bare-hook", "steering-vectors"):
+            if ref in costs and name.startswith("dataset/"):
+                diff = [1e6 * (v - r) for v, r in zip(values, costs[ref], strict=True)]
+                row[f"minus_{ref}"] = bootstrap(diff)
+        rows.append(row)
+    return {"batch": batch, "step_us": step * 1e6, "rows": rows}
+
+
+def hook_verdict(row: dict[str, Any], step_us: float) -> str:
+    checks = []
+    if "minus_bare-hook" in row:
+        checks.append(judged(row["minus_bare-hook"], (FLOOR_SLACK - 1.0) * step_us))
+    if "minus_steering-vectors" in row:
+        checks.append(judged(row["minus_steering-vectors"], 0.0))
+    return worst(checks)
+
+
+def print_hook_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(
+        f"\nhook cost per decode step (thread CPU µs of the hooks alone, beyond the harness; "
+        f"median [95 % interval] of {args.hook_repeats} paired repeats of {args.hook_steps} "
+        "steps):"
+    )
+    head = (
+        f"{'variant':<26} {'batch':>5}  {'µs / step':<26} {'% of step':>9}  "
+        f"{'minus bare-hook µs':<26} {'minus steering-vectors µs':<26} target"
+    )
+    print(head)
+    print("-" * len(head))
+    for result in results:
+        step = result["step_us"]
+        for row in result["rows"]:
+            share = 100 * row["us"].median / step
+            print(
+                f"{row['variant']:<26} {result['batch']:>5}  {_us(row['us']):<26} "
+                f"{share:>8.2f}%  {_us(row.get('minus_bare-hook')):<26} "
+                f"{_us(row.get('minus_steering-vectors')):<26} {hook_verdict(row, step)}"
+            )
+    print(
+        "targets on the hook cost (the interval's upper bound): dataset/<op> minus bare-hook <= "
+        f"{100 * (FLOOR_SLACK - 1):.0f} % of a decode step, minus steering-vectors <= 0"
+    )
+    for result in results:
+        print(
+            f"batch {result['batch']}: vanilla decode step {result['step_us'] / 1e3:.1f} ms "
+            "(thread CPU time)"
+        )
+
+
+def _us(value: Summary | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value.median:.1f} [{value.low:.1f}, {value.high:.1f}]"
 
 
 def cpu_name() -> str:
@@ -372,6 +485,13 @@ def main() -> None:
         help="the clock of the first table and the verdicts (default: cpu with one thread on a "
         "CPU, else wall); both are always printed",
     )
+    parser.add_argument(
+        "--hook-repeats",
+        type=int,
+        default=15,
+        help="paired repeats of the hook-cost measurement of the dataset-level variants (0: skip)",
+    )
+    parser.add_argument("--hook-steps", type=int, default=300, help="decode steps per repeat")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
     if args.rounds < 1 or args.warmup < 1:
@@ -394,11 +514,27 @@ def main() -> None:
     results = [run_batch(vlm, shift, int(b), args) for b in args.batch.split(",")]
     for clock in (args.clock, *[c for c in CLOCKS if c != args.clock]):
         print_table(results, args.new_tokens, clock)
+    hooks: list[dict[str, Any]] = []
+    if args.hook_repeats > 0 and any(
+        row["variant"].startswith("dataset/") for r in results for row in r["rows"]["cpu"]
+    ):
+        hooks = [hook_costs(vlm, shift, int(b), args) for b in args.batch.split(",")]
+        print_hook_table(hooks, args)
     print(f"wall time {time.perf_counter() - start:.0f} s")
     if args.json is not None:
         payload = {
             "args": {k: str(v) for k, v in vars(args).items()},
             "device": device,
+            "hook_cost": [
+                {
+                    **h,
+                    "rows": [
+                        {k: (v.__dict__ if isinstance(v, Summary) else v) for k, v in row.items()}
+                        for row in h["rows"]
+                    ],
+                }
+                for h in hooks
+            ],
             "results": [
                 {
                     **r,

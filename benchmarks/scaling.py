@@ -4,9 +4,11 @@ throughput and peak memory against anchor count.
 On the random-weight LLaVA of ``benchmarks/overhead.py`` (``--shape``, built from a config
 object, offline; EOS disabled, so every call generates exactly its new tokens), two parts:
 
-**steer** — sample-level CMRM (``Intervention("sample", operator=...)``: two extra batched
-prefills, then the hooks) against vanilla ``generate``, as per-round ratios ``sample / vanilla``
-in paired rounds (alternating order), median and 95 % bootstrap interval, along two sweeps:
+**steer** — sample-level CMRM (``Intervention("sample", operator=...)``: two extra passes,
+the text-only rows and the null rows' text on the null image's stored prompt prefix, then the
+hooks; the prefix is computed in the warm-up, once per tower size) against vanilla
+``generate``, as per-round ratios ``sample / vanilla`` in paired rounds (alternating order),
+median and 95 % bootstrap interval, along two sweeps:
 
 - prompt length (``--prompt-tokens``, default 64, 256, 576, 1024) at ``--fixed-new-tokens``: by
   default the prompt is grown with *image tokens* (the vision tower's image size is chosen so
@@ -16,7 +18,7 @@ in paired rounds (alternating order), median and 95 % bootstrap interval, along 
 - new tokens (``--new-tokens``, default 16, 64, 256) at ``--fixed-prompt-tokens``.
 
 The encoded batch of each point is built once, outside the timed region; the sample-level
-variant times its own extra encoding and prefills (as ``overhead.py`` does).
+variant times its own extra encoding and passes (as ``overhead.py`` does).
 
 **calib** — :func:`cmrm.calibrate` over ``--anchors`` (default 16, 64, 256) anchors, half
 harmful and half benign (so the safety axes are fitted too), independent and sequential, in
