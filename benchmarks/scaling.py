@@ -24,8 +24,9 @@ variant times its own extra encoding and passes (as ``overhead.py`` does).
 harmful and half benign (so the safety axes are fitted too), independent and sequential, in
 paired rounds (alternating order): throughput in anchors/s (median and interval of the per-round
 ``anchors / seconds``) and the per-round ratio ``sequential / independent`` of the seconds. Then
-the **peak memory** of each (count, mode), each in a fresh child process (the model built, one
-warm-up calibration of one batch; glibc's mmap threshold fixed, so that freed tensors leave the
+the **peak memory** of each (count, mode) — ``sequential-disk`` too, sequential with its
+carried states on disk between layers (``carry_budget=0``) — each in a fresh child process (the
+model built, one warm-up calibration of one batch; glibc's mmap threshold fixed, so that freed tensors leave the
 resident set at once): the growth of the peak resident set size during the call over
 the resident set just before it — Linux ``VmHWM`` after resetting it through
 ``/proc/self/clear_refs``; where that cannot be reset, the growth of ``getrusage`` ``ru_maxrss``
@@ -97,6 +98,9 @@ overhead.SHAPES.setdefault(
 )  # smoke runs only: numbers from it say nothing about a real model
 CLOCKS = ("cpu", "wall")
 MODES = ("independent", "sequential")
+MEMORY_MODES = (*MODES, "sequential-disk")
+"""``sequential-disk``: sequential with ``carry_budget=0`` (carried states on disk between
+layers, one batch in memory); measured for memory only."""
 BLANK = Image.new("RGB", (28, 28), "white")
 CHILD_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 """glibc: a fixed mmap threshold (its default start, 128 KiB, without the dynamic raise), so a freed
@@ -218,7 +222,9 @@ def anchors_for(count: int, words: int) -> list[Item]:
 
 
 def calibration_call(vlm: VLM, items: list[Item], mode: str, batch: int) -> None:
-    calibrate(vlm, items, sequential=mode == "sequential", batch_size=batch)
+    budget = 0 if mode == "sequential-disk" else None
+    sequential = mode.startswith("sequential")
+    calibrate(vlm, items, sequential=sequential, batch_size=batch, carry_budget=budget)
 
 
 def calibration_run(vlm: VLM, items: list[Item], mode: str, batch: int) -> Callable[[], object]:
@@ -318,7 +324,7 @@ def calib_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for count in args.anchors:
         point: dict[str, Any] = {"anchors": count}
-        for mode in MODES:
+        for mode in MEMORY_MODES:
             cmd = [
                 sys.executable,
                 str(Path(__file__).resolve()),
@@ -392,25 +398,22 @@ def memory_table(points: list[dict[str, Any]], meta: dict[str, Any], batch: int)
     """Peak growth per (count, mode), and its slope per anchor over the counts that fill at least
     one batch (below that, the batch itself is smaller and so are its activations)."""
     per_anchor_kib = meta["layers"] * meta["hidden"] * 4 / 1024
-    methods = sorted({p[m]["method"] for p in points for m in MODES})
+    modes = [m for m in MEMORY_MODES if all(m in p for p in points)]
+    methods = sorted({p[m]["method"] for p in points for m in modes})
     lines = [f"peak memory growth during calibration, MiB ({'; '.join(methods)}):"]
-    head = (
-        f"{'anchors':>8} {'independent':>12} {'sequential':>11} {'one row per anchor & layer':>27}"
-    )
+    head = f"{'anchors':>8} " + " ".join(f"{m:>15}" for m in modes)
+    head += f" {'one row per anchor & layer':>27}"
     lines += [head, "-" * len(head)]
     for p in points:
-        lines.append(
-            f"{p['anchors']:>8} {p['independent']['growth_kib'] / 1024:>12.1f} "
-            f"{p['sequential']['growth_kib'] / 1024:>11.1f} "
-            f"{p['anchors'] * per_anchor_kib / 1024:>27.1f}"
-        )
+        cells = " ".join(f"{p[m]['growth_kib'] / 1024:>15.1f}" for m in modes)
+        lines.append(f"{p['anchors']:>8} {cells} {p['anchors'] * per_anchor_kib / 1024:>27.1f}")
     full = [p for p in points if p["anchors"] >= batch]
     if len(full) < 2:
         lines.append(f"slope: n/a (fewer than two anchor counts of at least one batch, {batch})")
     else:
         first, last = full[0], full[-1]
         span = last["anchors"] - first["anchors"]
-        for mode in MODES:
+        for mode in modes:
             grown = last[mode]["growth_kib"] - first[mode]["growth_kib"]
             slope = grown / span
             flat = slope < per_anchor_kib or grown < NOISE_KIB
@@ -475,7 +478,7 @@ def figure(
     ax = axes[1][1]
     if memory:
         xs = [p["anchors"] for p in memory]
-        for mode in MODES:
+        for mode in [m for m in MEMORY_MODES if all(m in p for p in memory)]:
             ax.plot(xs, [p[mode]["growth_kib"] / 1024 for p in memory], marker="o", label=mode)
         meta = results["calib_meta"]
         per_anchor = meta["layers"] * meta["hidden"] * 4 / 2**20

@@ -1,7 +1,8 @@
 """Run by ``tests/test_distributed_calibrate.py`` under ``torchrun --nproc_per_node 2``.
 
 ``python tests/distributed_worker.py OUT ANCHORS``: every rank runs ``cmrm calibrate`` (the typer
-app, as ``-m cmrm`` would) for ``mean`` and ``pc1``, then exercises the collectives, and writes
+app, as ``-m cmrm`` would) for ``mean`` and ``pc1``, and ``--sequential`` with the carried
+states on disk and in memory, then exercises the collectives, and writes
 what it saw to ``OUT/rank-R.json``.
 """
 
@@ -23,6 +24,10 @@ def main(out: Path, anchors: Path) -> None:
     for estimator in ("mean", "pc1"):
         args = ["calibrate", "organism", "--anchors", str(anchors), "--estimator", estimator]
         app([*args, "--batch-size", "2", "-o", str(out / estimator)], standalone_mode=False)
+    for budget in ("0", "1024"):  # sequential, carried states on disk / in memory
+        args = ["calibrate", "organism", "--anchors", str(anchors), "--sequential"]
+        args += ["--carry-budget-mib", budget, "--batch-size", "2"]
+        app([*args, "-o", str(out / f"sequential-{budget}")], standalone_mode=False)
     seen: dict[str, object] = {"rank": world.rank, "size": world.size}
     with distributed.process_group(world):
         seen["world_size_env"] = __import__("os").environ.get("WORLD_SIZE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -140,3 +141,64 @@ def test_one_pass_sequential_equals_the_per_layer_definition(
     )
     expected = reference_sequential(vlm, items, chosen, alpha, positions)
     torch.testing.assert_close(shift.vectors, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("estimator", ["mean", "pc1"])
+def test_carried_states_on_disk_give_the_same_bits(
+    vlm: VLM, estimator: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Beyond the carry budget every batch waits on disk between layers (one in memory at a
+    time): the vectors are bit-identical to keeping them in memory, and the folder is gone."""
+    from cmrm.calibration import spill
+
+    folders: list[Path] = []
+    original = spill.CarryStore.decide
+    put = spill.CarryStore.put
+    files: list[int] = []
+
+    def counting_put(self: spill.CarryStore, slot: int, value: Any) -> None:
+        put(self, slot, value)
+        if self.spilled:
+            files.append(len(list(Path(self._tmp.name).iterdir())))  # type: ignore[union-attr]
+
+    def decide(self: spill.CarryStore, per_batch: int, batches: int) -> None:
+        self.parent = tmp_path
+        original(self, per_batch, batches)
+        if self.spilled:
+            folders.append(Path(self._tmp.name))  # type: ignore[union-attr]
+
+    monkeypatch.setattr(spill.CarryStore, "decide", decide)
+    monkeypatch.setattr(spill.CarryStore, "put", counting_put)
+    items = anchors()
+    kw: dict[str, Any] = dict(sequential=True, batch_size=3, estimator=estimator)
+    memory = calibrate(vlm, items, carry_budget=None, **kw)
+    assert not folders
+    disk = calibrate(vlm, items, carry_budget=0, **kw)
+    assert len(folders) == 1 and not folders[0].exists()
+    batches = -(-len(items) // 3)
+    assert batches > 1 and max(files) == batches  # one file per batch, rewritten per layer
+    assert torch.equal(memory.vectors, disk.vectors)
+    default = calibrate(vlm, items, **kw)  # a few KiB: under the default budget, in memory
+    assert len(folders) == 1
+    assert torch.equal(memory.vectors, default.vectors)
+
+
+def test_the_carry_store_round_trips_nested_values_and_shares_tensors(tmp_path: Path) -> None:
+    from cmrm.calibration.spill import CarryStore, tensor_bytes
+
+    shared = torch.arange(6.0).reshape(2, 3)
+    value = {
+        "h": torch.ones(2, 2, dtype=torch.bfloat16),
+        "calls": [(True, (shared,), {"p": (shared, None, 3)})],
+    }
+    assert tensor_bytes(value) == 2 * 2 * 2 + 6 * 4
+    with CarryStore(budget=0, folder=tmp_path) as store:
+        store.decide(tensor_bytes(value), 2)
+        assert store.spilled
+        store.put(0, value)
+        back = store.get(0)
+        folder = next(tmp_path.iterdir())
+    assert not folder.exists()
+    assert back["h"].dtype == torch.bfloat16 and torch.equal(back["h"], value["h"])
+    _, (arg,), kwargs = back["calls"][0]
+    assert torch.equal(arg, shared) and kwargs["p"][0] is arg and kwargs["p"][1:] == (None, 3)

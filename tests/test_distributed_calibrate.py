@@ -1,5 +1,6 @@
 """``cmrm calibrate`` across 2 CPU processes (gloo) equals the single-process shift, for ``mean``
-(sums all-reduced) and ``pc1`` (differences gathered); and the collectives it rests on."""
+(sums all-reduced), ``pc1`` (differences gathered) and sequential (carried states on disk or
+in memory, each layer's partial reduced); and the collectives it rests on."""
 
 from __future__ import annotations
 
@@ -37,6 +38,11 @@ def test_calibrate_on_two_ranks_equals_one_process(tmp_path: Path) -> None:
         assert multi.layers == single.layers and multi.meta.anchor_count == 5
         assert multi.meta.anchor_hash == single.meta.anchor_hash
         torch.testing.assert_close(multi.vectors, single.vectors, rtol=1e-5, atol=1e-6)
+    single = calibrate(vlm, items, null=NullImage(), sequential=True, batch_size=2)
+    on_disk = ShiftVectors.load(out / "sequential-0")
+    in_memory = ShiftVectors.load(out / "sequential-1024")
+    assert torch.equal(on_disk.vectors, in_memory.vectors)
+    torch.testing.assert_close(on_disk.vectors, single.vectors, rtol=1e-5, atol=1e-6)
 
     ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
     for seen in ranks:

@@ -40,6 +40,7 @@ from .contrast import differences, paired_states, pc1_vector
 from .names import ESTIMATORS, Contrast, Estimator, ReadPosition
 from .reduction import Partial, reduce_partial, shard_batches
 from .shift import SampleShift, ShiftMeta, ShiftVectors
+from .spill import DEFAULT_BUDGET
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def calibrate(
     show_progress: bool = False,
     world: World = SINGLE,
     gate: bool = False,
+    carry_budget: int | None = DEFAULT_BUDGET,
 ) -> ShiftVectors:
     """Estimate a dataset-level shift over an anchor set (plus safety axes when the anchors
     carry harmful and benign kinds).
@@ -155,6 +157,9 @@ def calibrate(
             operator's; see :func:`cmrm.calibration.axes.fit_gate`). Keeps the anchors'
             contrast-variant states: memory O(anchors x layers x hidden) instead of
             O(layers x hidden).
+        carry_budget: sequential only: bytes of carried anchor states kept in memory (on the
+            model's device) between layers; beyond it they wait on disk, one batch in memory at
+            a time (:mod:`cmrm.calibration.spill`). None: always in memory; 0: always on disk.
 
     With ``world`` of several ranks (every rank calls this with the same anchors), each rank runs
     its share of the batches and the partial sums are reduced across ranks (see
@@ -215,6 +220,7 @@ def calibrate(
             batch_size=batch_size,
             show_progress=show_progress,
             world=world,
+            carry_budget=carry_budget,
         )
     elif estimator == "mean":
         vectors = diff_part.mean()

@@ -126,7 +126,7 @@ def _compute(vlm: VLM, batch: Batch, length: int) -> Prefix:
     for layer in cache.layers:
         keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
         if not isinstance(keys, Tensor) or not isinstance(values, Tensor):
-            raise ValueError(f"a cache layer of type {type(layer).__name__} holds no keys")
+            raise TypeError(f"a cache layer of type {type(layer).__name__} holds no keys")
         if keys.shape[-2] != length:  # a sliding window, or a layer that shares another's
             raise ValueError("the cache does not hold the whole prefix")
         pairs.append((keys, values))

@@ -18,7 +18,11 @@ the hidden states), and then layer ``l`` is applied to every batch's carried sta
 ``l``'s vector is measured from them (reduced across ranks), added to them (``add`` at the
 calibration positions, exactly as :func:`cmrm.steer` adds it) and the states move on to layer
 ``l + 1``. Memory: the anchors' states at one layer (anchors x tokens x hidden), plus the
-per-batch layer arguments. The recording pass runs the layers up to the first chosen one and
+per-batch layer arguments, while they fit ``carry_budget`` (default 1 GiB); beyond it each
+batch is kept on disk between layers and read back in its turn
+(:class:`cmrm.calibration.spill.CarryStore`), so memory holds one batch whatever the anchor
+count. The steering of layer ``l``'s vector is applied to each batch when it is read back for
+layer ``l + 1``: the same operations in the same order as applying it at once. The recording pass runs the layers up to the first chosen one and
 passes the later ones through (their arguments do not depend on the hidden states), so the whole
 costs about two forward passes of the contrast variant besides the text-only pass. The first
 chosen layer's states are checked against the ordinary pass, so a family whose decoder does more
@@ -47,6 +51,7 @@ from .capture import reduce_states
 from .contrast import contrast_images, pc1_vector
 from .names import ReadPosition
 from .reduction import Partial, reduce_partial, shard_batches
+from .spill import DEFAULT_BUDGET, CarryStore, tensor_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +173,41 @@ def _add(hidden: Tensor, vector: Tensor, alpha: float, mask: Tensor) -> Tensor:
     return torch.where(mask.to(hidden.device)[..., None], moved.to(hidden.dtype), hidden)
 
 
+def _light(batch: Batch) -> Batch:
+    """What the read positions need of a batch (no image inputs)."""
+    keep = ("input_ids", "attention_mask")
+    inputs: dict[str, Tensor] = {k: v for k, v in batch.inputs.items() if k in keep}
+    return Batch(inputs=inputs, image_mask=batch.image_mask, has_image=batch.has_image)
+
+
+def _value(one: _Carried) -> dict[str, Any]:
+    b = one.batch
+    return {
+        "start": one.start,
+        "batch": (b.inputs, b.image_mask, b.has_image),
+        "hidden": one.hidden,
+        "calls": one.calls,
+        "mask": one.mask,
+        "first": one.first,
+    }
+
+
+def _from_value(value: dict[str, Any]) -> _Carried:
+    inputs, image_mask, has_image = value["batch"]
+    return _Carried(
+        start=value["start"],
+        batch=Batch(inputs=dict(inputs), image_mask=image_mask, has_image=has_image),
+        hidden=value["hidden"],
+        calls=list(value["calls"]),
+        mask=value["mask"],
+        first=value["first"],
+    )
+
+
 def _carry(
     vlm: VLM,
     items: Sequence[Item],
+    store: CarryStore,
     *,
     null: NullImage,
     contrast: str,
@@ -179,12 +216,13 @@ def _carry(
     layers: tuple[int, ...],
     batch_size: int,
     world: World,
-) -> list[_Carried]:
+) -> list[int]:
+    """Record every anchor batch into ``store``; the slots, in order."""
     pos = check_positions(positions)
     image_ids = torch.tensor(sorted(vlm.image_token_ids))
     deepest, first = max(layers), min(layers)
-    carried = []
-    for start in shard_batches(len(items), batch_size, world):
+    starts = shard_batches(len(items), batch_size, world)
+    for slot, start in enumerate(starts):
         chunk = items[start : start + batch_size]
         images = contrast_images(
             vlm,
@@ -199,8 +237,25 @@ def _carry(
         length, rows = int(one.hidden.shape[1]), int(one.hidden.shape[0])
         one.mask = layout.mask(pos, 0, length, rows, True)
         one.start = start
-        carried.append(one)
-    return carried
+        one.batch = _light(batch)
+        if slot == 0:
+            store.decide(tensor_bytes(_value(one)), len(starts))
+        store.put(slot, one if not store.spilled else _value(one))
+    return list(range(len(starts)))
+
+
+def _read(one: _Carried, index: int, first: int, deepest: int, read: ReadPosition) -> Tensor:
+    """The batch's read states at layer ``index``; at the first chosen layer, checked against
+    the ordinary pass."""
+    state = reduce_states(one.hidden, one.batch, read).detach().cpu()
+    if index == first < deepest and not torch.allclose(state, one.first, rtol=1e-4, atol=1e-4):
+        raise CmrmError(
+            f"sequential calibration: layer {index} applied on its own gives other states "
+            f"than in the model's forward pass (max difference "
+            f"{(state - one.first).abs().max().item():.3g}); this family's decoder does "
+            "more between layers than call them in turn. Calibrate without --sequential."
+        )
+    return state
 
 
 def sequential_vectors(
@@ -218,6 +273,7 @@ def sequential_vectors(
     batch_size: int,
     show_progress: bool = False,
     world: World = SINGLE,
+    carry_budget: int | None = DEFAULT_BUDGET,
 ) -> Tensor:
     """The sequentially calibrated vectors ``[n_layers, hidden]`` (float32).
 
@@ -227,51 +283,61 @@ def sequential_vectors(
         world: several ranks share the anchors' batches, as in
             :func:`cmrm.calibration.estimate.calibrate`; each layer's partial is reduced across
             ranks before the next layer is measured.
+        carry_budget: bytes of carried states kept in memory; beyond it they are kept on disk
+            between layers (None: always in memory, 0: always on disk).
     """
     slot = {layer: i for i, layer in enumerate(layers)}
-    carried = _carry(
-        vlm,
-        items,
-        null=null,
-        contrast=contrast,
-        positions=positions,
-        read=read,
-        layers=layers,
-        batch_size=batch_size,
-        world=world,
-    )
     out = torch.zeros(len(layers), vlm.hidden_size)
     deepest, first = max(layers), min(layers)
-    steps = tqdm(
-        range(deepest + 1), desc="sequential calibration", disable=not show_progress, unit="layer"
-    )
-    for index in steps:
-        for one in carried:
-            one.hidden = _step(vlm, index, one)
-        if index not in slot:
-            continue
-        part = Partial.empty(1, vlm.hidden_size, keep=estimator == "pc1")
-        for one in carried:
-            state = reduce_states(one.hidden, one.batch, read).detach().cpu()
-            if index == first < deepest and not torch.allclose(
-                state, one.first, rtol=1e-4, atol=1e-4
-            ):
-                raise CmrmError(
-                    f"sequential calibration: layer {index} applied on its own gives other states "
-                    f"than in the model's forward pass (max difference "
-                    f"{(state - one.first).abs().max().item():.3g}); this family's decoder does "
-                    "more between layers than call them in turn. Calibrate without --sequential."
-                )
-            part = part.add(one.start, state[None])
-        part = reduce_partial(part, world)
-        i = slot[index]
-        if estimator == "mean":
-            vector = (text[i, 0].double() - part.total[0] / max(part.count, 1)).float()
-        else:
-            vector = pc1_vector(text[i] - part.ordered_rows()[0])
-        out[i] = vector
-        if alpha != 0:
-            for one in carried:
-                one.hidden = _add(one.hidden, vector, alpha, one.mask)
+    with CarryStore(carry_budget) as store:
+        batches = _carry(
+            vlm,
+            items,
+            store,
+            null=null,
+            contrast=contrast,
+            positions=positions,
+            read=read,
+            layers=layers,
+            batch_size=batch_size,
+            world=world,
+        )
+
+        def load(index: int) -> _Carried:
+            value = store.get(index)
+            return value if isinstance(value, _Carried) else _from_value(value)
+
+        def save(index: int, one: _Carried) -> None:
+            store.put(index, _value(one) if store.spilled else one)
+
+        steps = tqdm(
+            range(deepest + 1),
+            desc="sequential calibration",
+            disable=not show_progress,
+            unit="layer",
+        )
+        pending: Tensor | None = None
+        for index in steps:
+            part = Partial.empty(1, vlm.hidden_size, keep=estimator == "pc1")
+            for b in batches:
+                one = load(b)
+                if pending is not None:  # the previous chosen layer's vector, applied in turn
+                    one.hidden = _add(one.hidden, pending, alpha, one.mask)
+                one.hidden = _step(vlm, index, one)
+                if index in slot:
+                    part = part.add(one.start, _read(one, index, first, deepest, read)[None])
+                save(b, one)
+            pending = None
+            if index not in slot:
+                continue
+            part = reduce_partial(part, world)
+            i = slot[index]
+            if estimator == "mean":
+                vector = (text[i, 0].double() - part.total[0] / max(part.count, 1)).float()
+            else:
+                vector = pc1_vector(text[i] - part.ordered_rows()[0])
+            out[i] = vector
+            if alpha != 0:
+                pending = vector
     logger.info("sequential calibration over %d layers in one pass", len(layers))
     return out

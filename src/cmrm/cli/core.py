@@ -94,6 +94,15 @@ def calibrate(
             help=f"With --sequential: positions steered while calibrating: {POSITIONS_LISTED}."
         ),
     ] = "all",
+    carry_budget: Annotated[
+        float,
+        typer.Option(
+            "--carry-budget-mib",
+            min=0,
+            help="With --sequential: MiB of carried anchor states kept in memory between "
+            "layers; beyond it they wait on disk, one batch in memory at a time (0: always).",
+        ),
+    ] = 1024.0,
     layers: Annotated[str, typer.Option(help="all, 12, 10,12,14 or 8:16.")] = "all",
     read: Annotated[str, typer.Option(help=f"Read position: {READ_LISTED}.")] = "last",
     gate: Annotated[
@@ -157,6 +166,7 @@ def calibrate(
         show_progress=world.is_main,
         world=world,
         gate=gate,
+        carry_budget=int(carry_budget * 2**20),
     )
     distributed.main_first(world, lambda: shift.save(output))
     if not world.is_main:
