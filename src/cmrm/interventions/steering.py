@@ -275,7 +275,10 @@ def steer(
                 if fn is None:
                     fn = bound[key] = bind(delta_for(hidden, key), axis, hidden)
                 new = fn(hidden)
-                new = new.to(hidden.dtype) if full else keep(hidden, new, mask)
+                if not full:
+                    new = keep(hidden, new, mask)
+                elif new.dtype != hidden.dtype:  # a dispatch saved per layer and step when equal
+                    new = new.to(hidden.dtype)
             return new if isinstance(output, Tensor) else with_hidden(output, new)
 
         return shift_hook

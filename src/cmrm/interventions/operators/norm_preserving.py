@@ -33,7 +33,7 @@ class NormPreserving:
 
         def moved(hidden: Tensor) -> Tensor:
             # in place on the temporaries (same arithmetic, fewer allocations per token)
-            h = hidden.float()
+            h = hidden if hidden.dtype == torch.float32 else hidden.float()
             moved = h + shift
             norm = torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min_(1e-12)
             scale: Tensor = torch.linalg.vector_norm(h, dim=-1, keepdim=True).div_(norm)
