@@ -86,7 +86,7 @@ def _split(vlm: VLM, batch: Batch) -> tuple[_Key, list[Tensor]] | None:
     for row, img in zip(rows, images, strict=True):
         if len(row) <= end or not torch.equal(row[:end], head) or bool(img[end:].any()):
             return None
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"{vlm.device} {vlm.dtype}".encode())  # a moved model recomputes
     for name in sorted(batch.inputs):
         if name in ("input_ids", "attention_mask"):
             continue
