@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from ..models.hooks import HookSet, hidden_of
 from ..models.vlm import VLM, Batch
-from .capture import capture_batch
+from .capture import _Enough, capture_batch  # the one stop-early signal of the recording hooks
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +57,6 @@ _Key = tuple[tuple[int, ...], str]
 _STORE: weakref.WeakKeyDictionary[nn.Module, dict[_Key, Prefix | None]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-class _Enough(Exception):
-    """Raised by the deepest recording hook: the later layers are not read."""
 
 
 def clear() -> None:

@@ -22,8 +22,8 @@ per-batch layer arguments, while they fit ``carry_budget`` (default 1 GiB); beyo
 batch is kept on disk between layers and read back in its turn
 (:class:`cmrm.calibration.spill.CarryStore`), so memory holds one batch whatever the anchor
 count. The steering of layer ``l``'s vector is applied to each batch when it is read back for
-layer ``l + 1``: the same operations in the same order as applying it at once. The recording pass runs the layers up to the first chosen one and
-passes the later ones through (their arguments do not depend on the hidden states), so the whole
+layer ``l + 1``: the same operations in the same order as applying it at once. The recording
+pass runs the layers up to the first chosen one and passes the later ones through (their arguments do not depend on the hidden states), so the whole
 costs about two forward passes of the contrast variant besides the text-only pass. The first
 chosen layer's states are checked against the ordinary pass, so a family whose decoder does more
 between layers than call them in turn fails loudly instead of calibrating wrongly.
@@ -216,8 +216,8 @@ def _carry(
     layers: tuple[int, ...],
     batch_size: int,
     world: World,
-) -> list[int]:
-    """Record every anchor batch into ``store``; the slots, in order."""
+) -> int:
+    """Record every anchor batch into ``store`` (slots 0, 1, ...); how many there are."""
     pos = check_positions(positions)
     image_ids = torch.tensor(sorted(vlm.image_token_ids))
     deepest, first = max(layers), min(layers)
@@ -238,10 +238,11 @@ def _carry(
         one.mask = layout.mask(pos, 0, length, rows, True)
         one.start = start
         one.batch = _light(batch)
+        value = _value(one)
         if slot == 0:
-            store.decide(tensor_bytes(_value(one)), len(starts))
-        store.put(slot, one if not store.spilled else _value(one))
-    return list(range(len(starts)))
+            store.decide(tensor_bytes(value), len(starts))
+        store.put(slot, value)
+    return len(starts)
 
 
 def _read(one: _Carried, index: int, first: int, deepest: int, read: ReadPosition) -> Tensor:
@@ -290,7 +291,7 @@ def sequential_vectors(
     out = torch.zeros(len(layers), vlm.hidden_size)
     deepest, first = max(layers), min(layers)
     with CarryStore(carry_budget) as store:
-        batches = _carry(
+        count = _carry(
             vlm,
             items,
             store,
@@ -303,13 +304,6 @@ def sequential_vectors(
             world=world,
         )
 
-        def load(index: int) -> _Carried:
-            value = store.get(index)
-            return value if isinstance(value, _Carried) else _from_value(value)
-
-        def save(index: int, one: _Carried) -> None:
-            store.put(index, _value(one) if store.spilled else one)
-
         steps = tqdm(
             range(deepest + 1),
             desc="sequential calibration",
@@ -319,14 +313,14 @@ def sequential_vectors(
         pending: Tensor | None = None
         for index in steps:
             part = Partial.empty(1, vlm.hidden_size, keep=estimator == "pc1")
-            for b in batches:
-                one = load(b)
+            for b in range(count):
+                one = _from_value(store.get(b))
                 if pending is not None:  # the previous chosen layer's vector, applied in turn
                     one.hidden = _add(one.hidden, pending, alpha, one.mask)
                 one.hidden = _step(vlm, index, one)
                 if index in slot:
                     part = part.add(one.start, _read(one, index, first, deepest, read)[None])
-                save(b, one)
+                store.put(b, _value(one))
             pending = None
             if index not in slot:
                 continue
